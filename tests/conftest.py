@@ -1,0 +1,35 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import worldmodels  # noqa: E402,F401  (sets MUJOCO_GL before anything renders)
+
+
+def make_episode(length: int, start_value: float = 0.0, terminal: bool = False, pixels: bool = True, action_dim: int = 1):
+    """A synthetic episode of ``length`` observations whose state[t, 0] = start_value + t."""
+    t = np.arange(length, dtype=np.float32)
+    episode = {
+        "state": np.stack([start_value + t, np.zeros_like(t)], axis=1).astype(np.float32),
+        "action": np.repeat((start_value + t)[:, None], action_dim, axis=1).astype(np.float32),
+        "reward": (start_value + t).astype(np.float32),
+        "is_first": t == 0,
+        "is_last": t == length - 1,
+        "is_terminal": (t == length - 1) & terminal,
+    }
+    episode["action"][0] = 0
+    episode["reward"][0] = 0
+    if pixels:
+        episode["pixels"] = np.full((length, 3, 8, 8), int(start_value) % 256, np.uint8)
+    return episode
+
+
+@pytest.fixture
+def episode_factory():
+    return make_episode

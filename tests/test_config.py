@@ -1,0 +1,46 @@
+import pytest
+
+from worldmodels.config import ConfigError, load_config, parse_override
+
+
+def test_defaults_presets_and_overrides_compose(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("env:\n  spec: gym:Pendulum-v1\ntrain:\n  env_steps: 500\nagent:\n  name: sac\n  hidden: [64, 64]\n")
+    cfg = load_config([preset], ["train.env_steps=20000", "agent.actor_lr=1e-3", "env.time_limit=None"])
+    assert cfg.env.spec == "gym:Pendulum-v1"
+    assert cfg.train.env_steps == 20000
+    assert cfg.agent.hidden == (64, 64) and cfg.agent.actor_lr == 1e-3
+    assert cfg.env.time_limit is None
+    assert type(cfg.agent).__name__ == "SACConfig"
+
+
+def test_unknown_key_names_the_key_and_the_nearest_spelling():
+    with pytest.raises(ConfigError, match=r"Unknown config key 'train.env_step'.*Did you mean 'env_steps'"):
+        load_config([], ["train.env_step=10"])
+    with pytest.raises(ConfigError, match=r"'agent.actor_rl'.*Did you mean 'actor_lr'"):
+        load_config([], ["agent.actor_rl=0.1"])
+    with pytest.raises(ConfigError, match=r"Unknown config key 'trian'.*Did you mean 'train'"):
+        load_config([], ["trian.seed=1"])
+
+
+def test_wrong_types_and_values_are_errors():
+    with pytest.raises(ConfigError, match="train.env_steps: expected int"):
+        load_config([], ["train.env_steps=lots"])
+    with pytest.raises(ConfigError, match="env.obs"):
+        load_config([], ["env.obs=rgb"])
+    with pytest.raises(ConfigError, match="must not be negative"):
+        load_config([], ["train.replay_ratio=-1"])
+    with pytest.raises(ConfigError, match="Unknown agent 'sca'.*Did you mean 'sac'"):
+        load_config([], ["agent.name=sca"])
+
+
+def test_int_widens_to_float_and_overrides_need_an_equals_sign():
+    assert load_config([], ["train.replay_ratio=2"]).train.replay_ratio == 2.0
+    assert parse_override("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("train.env_steps")
+
+
+def test_missing_preset_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config([tmp_path / "nope.yaml"])

@@ -1,0 +1,81 @@
+"""The agent contract and the registry that the training loop builds agents from.
+
+An agent composes a world model (or none) with a behaviour. It never owns a training loop:
+    act(obs, state, explore) -> (action, state)     obs: dict of batched numpy arrays [N, ...] plus is_first [N]
+    update(batch) -> metrics                        batch: what batch_spec() asked the replay for
+    state_dict() / load_state_dict()                networks, optimizers and anything an update schedule needs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from worldmodels.config import AGENT_CONFIGS, AgentConfig
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What one update consumes: kind 'transitions' (B) or 'sequences' (B, T)."""
+
+    kind: str
+    batch_size: int
+    seq_len: int = 0
+    cross_episodes: bool = False
+
+
+class Agent:
+    """Base class; subclasses set ``config_class`` and implement act/update/batch_spec."""
+
+    def __init__(self, cfg: AgentConfig, obs_space: gymnasium.spaces.Dict, action_space: gymnasium.Space, device):
+        self.cfg = cfg
+        self.obs_space = obs_space
+        self.action_space = action_space
+        self.device = torch.device(device)
+
+    def batch_spec(self) -> BatchSpec:
+        raise NotImplementedError
+
+    def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def update(self, batch: dict) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError
+
+
+AGENTS: dict[str, type[Agent]] = {}
+
+
+def register(name: str, config_class: type[AgentConfig]):
+    """Class decorator: make an agent buildable by name (``agent.name=<name>`` in a config)."""
+
+    def decorate(agent_class: type[Agent]) -> type[Agent]:
+        AGENTS[name] = agent_class
+        AGENT_CONFIGS[name] = config_class
+        return agent_class
+
+    return decorate
+
+
+def build_agent(cfg: AgentConfig, obs_space, action_space, device) -> Agent:
+    return AGENTS[cfg.name](cfg, obs_space, action_space, device)
+
+
+def obs_to_torch(obs: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
+    """uint8 pixels stay uint8 on the way (the network scales them); state becomes float32."""
+    out = {}
+    if "pixels" in obs:
+        out["pixels"] = torch.as_tensor(obs["pixels"], device=device)
+    if "state" in obs:
+        out["state"] = torch.as_tensor(obs["state"], dtype=torch.float32, device=device)
+    return out

@@ -1,0 +1,1 @@
+"""Command-line entry points (scripts/*.py and the wm-* console scripts call these)."""

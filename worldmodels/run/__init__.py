@@ -1,0 +1,1 @@
+"""The one training loop, evaluation, logging and checkpointing, shared by every agent."""

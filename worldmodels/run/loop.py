@@ -1,0 +1,269 @@
+"""The one training loop: collect with the agent, fill the replay, update on a stated replay ratio,
+evaluate, log and checkpoint. Agent-agnostic: the agent is built by name from the registry.
+
+Counters (exact, and saved in every checkpoint):
+    env_steps    simulator steps, after action repeat (what results are reported against)
+    agent_steps  decisions, summed over parallel envs
+    grad_steps   agent.update calls
+Replay ratio = gradient updates per agent step, after warm-up.
+
+Dimension letters: N parallel envs, A action dims.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodels.agents import BatchSpec, build_agent
+from worldmodels.config import Config, config_to_dict, flat_items, load_config, save_config
+from worldmodels.envs import is_discrete, make_env, make_vector_env
+from worldmodels.replay import ReplayStore
+from worldmodels.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from worldmodels.run.collect import EpisodeBuilder, split_final_obs
+from worldmodels.run.evaluation import evaluate
+from worldmodels.run.logger import Logger, MeanTracker
+
+
+@dataclass
+class Counters:
+    env_steps: int = 0
+    agent_steps: int = 0
+    grad_steps: int = 0
+    episodes: int = 0
+    update_debt: float = 0.0
+    """Updates owed by the replay ratio but not yet done (fractional ratios carry over)."""
+    next_eval: int = 0
+    next_checkpoint: int = 0
+    next_log: int = 0
+
+
+def env_kwargs(cfg: Config) -> dict:
+    e = cfg.env
+    return dict(obs=e.obs, size=e.size, action_repeat=e.action_repeat, time_limit=e.time_limit, fast_render=e.fast_render)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name} but this torch has no CUDA; use train.device=cpu or install a CUDA build")
+    return device
+
+
+def setup_torch(cfg: Config) -> torch.device:
+    """Threads first (before any torch work), then seeds."""
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)
+    return resolve_device(cfg.train.device)
+
+
+def default_run_name(cfg: Config) -> str:
+    task = cfg.env.spec.replace(":", "-").replace("/", "-")
+    return f"{cfg.agent.name}-{task}-s{cfg.train.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def can_sample(replay: ReplayStore, spec: BatchSpec) -> bool:
+    if spec.kind == "transitions":
+        return replay.num_transitions > 0
+    if spec.cross_episodes:
+        return replay.num_steps >= spec.seq_len
+    return replay.longest_episode >= spec.seq_len
+
+
+def sample_batch(replay: ReplayStore, spec: BatchSpec) -> dict:
+    if spec.kind == "transitions":
+        return replay.sample_transitions(spec.batch_size)
+    return replay.sample_sequences(spec.batch_size, spec.seq_len, spec.cross_episodes)
+
+
+def random_actions(rng: np.random.Generator, action_space, n: int) -> np.ndarray:
+    if is_discrete(action_space):
+        return rng.integers(0, action_space.n, size=n)  # [N]
+    return rng.uniform(-1.0, 1.0, size=(n,) + action_space.shape).astype(np.float32)  # [N, A]
+
+
+class Trainer:
+    """Holds the pieces of one run; ``run()`` trains until cfg.train.env_steps."""
+
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.device = setup_torch(cfg)
+        probe = make_env(cfg.env.spec, seed=cfg.train.seed, **env_kwargs(cfg))
+        self.obs_space, self.action_space = probe.observation_space, probe.action_space
+        probe.close()
+        self.agent = build_agent(cfg.agent, self.obs_space, self.action_space, self.device)
+        self.replay = ReplayStore(cfg.replay.capacity, run_dir / "replay", seed=cfg.train.seed)
+        self.counters = Counters(next_eval=cfg.train.eval_every, next_checkpoint=cfg.train.checkpoint_every)
+        self.rng = np.random.default_rng(cfg.train.seed)
+        if resume:
+            self._restore()
+        self.logger = Logger(run_dir, cfg.train.env_steps, self.counters.env_steps, cfg.run.progress)
+        self.metrics = MeanTracker()
+        self.last_eval, self.last_eval_step = float("nan"), -1
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def _payload(self) -> dict:
+        return {
+            "agent_name": self.cfg.agent.name,
+            "agent": self.agent.state_dict(),
+            "counters": asdict(self.counters),
+            "replay": self.replay.state_dict(),
+            "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(), "python": random.getstate()},
+            "config": config_to_dict(self.cfg),
+        }
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir, self._payload())
+
+    def _restore(self) -> None:
+        payload = load_checkpoint(self.run_dir)
+        if payload["agent_name"] != self.cfg.agent.name:
+            raise CheckpointError(f"{self.run_dir} holds a '{payload['agent_name']}' agent, the config asks for '{self.cfg.agent.name}'")
+        try:
+            self.agent.load_state_dict(payload["agent"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise CheckpointError(
+                f"The checkpoint in {self.run_dir} does not fit the agent built from the config ({err}). "
+                "Resume with the run's own config.yaml and without overrides that change network shapes."
+            ) from err
+        self.counters = Counters(**payload["counters"])
+        self.rng.bit_generator.state = payload["rng"]["numpy"]
+        torch.set_rng_state(payload["rng"]["torch"])
+        random.setstate(payload["rng"]["python"])
+        self.replay.load_state_dict(payload["replay"])
+        self.replay.load(up_to=payload["replay"]["episodes_added"])
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        cfg, c = self.cfg, self.counters
+        n, repeat = cfg.env.num_envs, cfg.env.action_repeat
+        envs = make_vector_env(cfg.env.spec, n, seed=cfg.train.seed + 100 * c.episodes, **env_kwargs(cfg))
+        builder = EpisodeBuilder(n, self.action_space)
+        obs, _ = envs.reset(seed=cfg.train.seed + 100 * c.episodes)
+        builder.start_all(obs)
+        is_first, agent_state = np.ones(n, bool), None
+        spec = self.agent.batch_spec()
+        self.logger.hyperparameters(flat_items(cfg))
+        tick = (time.time(), c.env_steps, c.grad_steps)
+        try:
+            while c.env_steps < cfg.train.env_steps:
+                if c.env_steps < cfg.train.warmup_steps:
+                    action = random_actions(self.rng, self.action_space, n)
+                else:
+                    action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state, explore=True)
+                obs, reward, terminated, truncated, infos = envs.step(action)
+                c.env_steps += n * repeat
+                c.agent_steps += n
+                for i in range(n):  # bookkeeping per env (N is small); no tensor work here
+                    last = split_final_obs(obs, infos, i)
+                    episode = builder.add(i, action[i], reward[i], last, terminated[i], truncated[i])
+                    if episode is not None:
+                        self._finish_episode(episode, builder, obs, i)
+                is_first = terminated | truncated
+                self._update(spec, n)
+                tick = self._periodic(tick)
+            if self.last_eval_step != c.env_steps:
+                self._evaluate()
+            self.save()
+        except KeyboardInterrupt:
+            self.save()
+            self.logger.close()
+            envs.close()
+            print(f"\nInterrupted: checkpoint saved; continue with --resume {self.run_dir}")
+            raise
+        self.logger.close()
+        envs.close()
+        return self.run_dir
+
+    def _finish_episode(self, episode: dict, builder: EpisodeBuilder, obs: dict, i: int) -> None:
+        self.replay.add_episode(episode, save=self.cfg.replay.save_episodes)
+        self.counters.episodes += 1
+        builder.start(i, {k: v[i] for k, v in obs.items()})
+        steps = (len(episode["reward"]) - 1) * self.cfg.env.action_repeat
+        self.metrics.add({"train/episode_return": float(episode["reward"].sum()), "train/episode_length": steps})
+
+    def _update(self, spec: BatchSpec, n: int) -> None:
+        c = self.counters
+        if c.env_steps < self.cfg.train.warmup_steps or not can_sample(self.replay, spec):
+            return
+        c.update_debt += self.cfg.train.replay_ratio * n
+        while c.update_debt >= 1.0:
+            self.metrics.add(self.agent.update(sample_batch(self.replay, spec)))
+            c.grad_steps += 1
+            c.update_debt -= 1.0
+
+    def _periodic(self, tick: tuple[float, int, int]) -> tuple[float, int, int]:
+        cfg, c = self.cfg.train, self.counters
+        if c.env_steps >= c.next_log:
+            c.next_log = c.env_steps + cfg.log_every
+            seconds = max(time.time() - tick[0], 1e-9)
+            scalars = self.metrics.pop()
+            scalars.update({
+                "fps/env_steps_per_s": (c.env_steps - tick[1]) / seconds,
+                "fps/updates_per_s": (c.grad_steps - tick[2]) / seconds,
+                "train/grad_steps": c.grad_steps,
+                "train/agent_steps": c.agent_steps,
+                "train/episodes": c.episodes,
+                "train/replay_steps": self.replay.num_steps,
+                "train/replay_ratio": self.cfg.train.replay_ratio,
+            })
+            self.logger.scalars(c.env_steps, scalars)
+            self.logger.progress(c.env_steps, ups=f"{scalars['fps/updates_per_s']:.0f}/s", eval=f"{self.last_eval:.1f}")
+            tick = (time.time(), c.env_steps, c.grad_steps)
+        else:
+            self.logger.progress(c.env_steps)
+        if cfg.eval_every and c.env_steps >= c.next_eval:
+            self._evaluate()
+            c.next_eval = (c.env_steps // cfg.eval_every + 1) * cfg.eval_every
+        if cfg.checkpoint_every and c.env_steps >= c.next_checkpoint:
+            self.save()
+            c.next_checkpoint = (c.env_steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+        return tick
+
+    def _evaluate(self) -> None:
+        cfg, c = self.cfg, self.counters
+        start = time.time()
+        result = evaluate(self.agent, cfg.env.spec, cfg.train.eval_episodes, seed=cfg.train.seed + 10_000, env_kwargs=env_kwargs(cfg))
+        self.last_eval, self.last_eval_step = result.mean, c.env_steps
+        self.logger.scalars(c.env_steps, {"eval/return_mean": result.mean, "eval/return_std": result.std, "eval/length_mean": float(np.mean(result.lengths))})
+        row = {"env_steps": c.env_steps, "agent_steps": c.agent_steps, "grad_steps": c.grad_steps, "action_repeat": cfg.env.action_repeat, "eval_s": round(time.time() - start, 2), **result.summary()}
+        with open(self.run_dir / "evals.jsonl", "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        self.logger.progress(c.env_steps, eval=f"{result.mean:.1f}")
+
+
+def train(cfg: Config, resume: str | Path | None = None) -> Path:
+    """Train the configured agent; return the run directory. With ``resume``, continue that run."""
+    if resume is not None:
+        run_dir = Path(resume)
+    else:
+        run_dir = Path(cfg.run.root) / (cfg.run.name or default_run_name(cfg))
+        if (run_dir / "checkpoint.pt").exists():
+            raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another run.name")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    return Trainer(cfg, run_dir, resume=resume is not None).run()
+
+
+def load_agent(run_dir: str | Path, device: str = "cpu"):
+    """(agent, config) from a run directory's config.yaml and latest checkpoint."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise CheckpointError(f"{run_dir} has no config.yaml; pass a run directory such as checkpoints/<run>")
+    cfg = load_config([run_dir / "config.yaml"])
+    probe = make_env(cfg.env.spec, seed=0, **env_kwargs(cfg))
+    agent = build_agent(cfg.agent, probe.observation_space, probe.action_space, resolve_device(device))
+    probe.close()
+    agent.load_state_dict(load_checkpoint(run_dir)["agent"])
+    return agent, cfg
