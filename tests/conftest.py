@@ -9,7 +9,11 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 import worldmodels  # noqa: E402,F401  (sets MUJOCO_GL before anything renders)
+
+torch.set_num_threads(1)  # tiny test networks: extra threads only contend with the env subprocesses
 
 
 def make_episode(length: int, start_value: float = 0.0, terminal: bool = False, pixels: bool = True, action_dim: int = 1):

@@ -206,7 +206,7 @@ class Trainer:
     def _periodic(self, tick: tuple[float, int, int]) -> tuple[float, int, int]:
         cfg, c = self.cfg.train, self.counters
         if c.env_steps >= c.next_log:
-            c.next_log = c.env_steps + cfg.log_every
+            c.next_log = (c.env_steps // cfg.log_every + 1) * cfg.log_every
             seconds = max(time.time() - tick[0], 1e-9)
             scalars = self.metrics.pop()
             scalars.update({

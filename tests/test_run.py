@@ -1,0 +1,133 @@
+"""The training loop end to end: the train script, evaluation, checkpoints and resume after kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.config import load_config
+from worldmodels.run.checkpoint import CheckpointError, load_checkpoint
+from worldmodels.run.evaluation import evaluate
+from worldmodels.run.loop import Trainer, load_agent, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+def run_script(*args, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_train_script_smoke_run_writes_everything(tmp_path):
+    result = run_script("--config", str(TINY), "train.env_steps=200", f"run.root={tmp_path}", "run.name=smoke")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "smoke"
+    assert (run / "checkpoint.pt").exists() and (run / "config.yaml").exists()
+    assert list(run.glob("events.out.tfevents.*"))
+    assert len(list((run / "replay").glob("*.npz"))) == 4  # tiny preset: 50-step episodes
+    evals = read_jsonl(run / "evals.jsonl")
+    assert evals[-1]["env_steps"] == 200 and len(evals[-1]["returns"]) == 2
+    metrics = read_jsonl(run / "metrics.jsonl")
+    assert any("fps/env_steps_per_s" in row for row in metrics)
+    payload = load_checkpoint(run)
+    assert payload["counters"]["env_steps"] == 200
+    assert payload["counters"]["grad_steps"] == 50  # (200 - 100 warm-up) x replay ratio 0.5
+
+
+def test_script_reports_config_errors_without_a_traceback(tmp_path):
+    result = run_script("--config", str(TINY), "train.env_step=5", f"run.root={tmp_path}")
+    assert result.returncode == 2
+    assert "Did you mean 'env_steps'" in result.stderr and "Traceback" not in result.stderr
+    result = run_script("--config", str(TINY), "env.spec=dmc:walker-walkk", f"run.root={tmp_path}")
+    assert result.returncode == 2 and "dmc:walker-walk" in result.stderr
+    assert "--resume" in run_script("--help").stdout
+
+
+def test_evaluation_is_deterministic_for_a_fixed_seed(tmp_path):
+    cfg = load_config([TINY], [f"run.root={tmp_path}", "run.name=ev", "train.env_steps=0"])
+    trainer = Trainer(cfg, tmp_path, resume=False)
+    kwargs = {"obs": "state", "action_repeat": 1}
+    a = evaluate(trainer.agent, "gym:Pendulum-v1", episodes=3, seed=11, env_kwargs=kwargs)
+    b = evaluate(trainer.agent, "gym:Pendulum-v1", episodes=3, seed=11, env_kwargs=kwargs)
+    c = evaluate(trainer.agent, "gym:Pendulum-v1", episodes=3, seed=12, env_kwargs=kwargs)
+    assert a.returns == b.returns and a.lengths == [200, 200, 200]
+    assert a.returns != c.returns
+    assert a.mean == pytest.approx(np.mean(a.returns)) and a.std == pytest.approx(np.std(a.returns))
+    video = evaluate(trainer.agent, "gym:Pendulum-v1", episodes=1, seed=11, env_kwargs={**kwargs, "size": 32}, record_video=True)
+    assert len(video.frames) == 201 and video.frames[0].shape == (3, 32, 32)
+
+
+def test_checkpoint_round_trip_restores_agent_counters_and_rngs(tmp_path):
+    cfg = load_config([TINY], ["train.env_steps=300", "train.checkpoint_every=0", "train.eval_every=0"])
+    cfg.run.root, cfg.run.name = str(tmp_path), "rt"
+    run_dir = train(cfg)
+    agent, loaded_cfg = load_agent(run_dir)
+    payload = load_checkpoint(run_dir)
+    assert loaded_cfg == cfg
+    for key, value in agent.state_dict()["actor"].items():
+        torch.testing.assert_close(value, payload["agent"]["actor"][key])
+    restored = Trainer(cfg, run_dir, resume=True)
+    assert restored.counters.env_steps == 300 and restored.counters.grad_steps == 100
+    assert restored.replay.num_steps == payload["replay"]["episodes_added"] * 51 == 6 * 51
+    assert restored.rng.bit_generator.state == payload["rng"]["numpy"]
+    obs = {"state": np.zeros((1, 3), np.float32), "is_first": np.ones(1, bool)}
+    np.testing.assert_array_equal(agent.act(obs, None, False)[0], restored.agent.act(obs, None, False)[0])
+
+
+def test_corrupted_checkpoint_gives_a_clear_error_and_is_left_alone(tmp_path):
+    cfg = load_config([TINY], ["train.env_steps=200", f"run.root={tmp_path}", "run.name=bad"])
+    run_dir = train(cfg)
+    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupted or unreadable.*checkpoint.prev.pt"):
+        load_checkpoint(run_dir)
+    result = run_script("--resume", str(run_dir))
+    assert result.returncode == 2 and "corrupted" in result.stderr
+    assert checkpoint.read_bytes() == b"not a checkpoint"
+
+
+def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
+    cfg = load_config([TINY], ["train.env_steps=200", f"run.root={tmp_path}", "run.name=shape"])
+    run_dir = train(cfg)
+    result = run_script("--resume", str(run_dir), "agent.hidden=[8]", "train.env_steps=400")
+    assert result.returncode == 2 and "does not fit the agent" in result.stderr
+
+
+def test_kill_9_then_resume_continues_from_the_last_checkpoint(tmp_path):
+    args = ["--config", str(TINY), f"run.root={tmp_path}", "run.name=crash", "train.env_steps=4000",
+            "train.checkpoint_every=600", "train.eval_every=0", "train.threads=1"]
+    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = tmp_path / "crash"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait for a checkpoint past the first one, then kill mid-run
+        if (run / "checkpoint.prev.pt").exists() and process.poll() is None:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = load_checkpoint(run)["counters"]
+    assert 1200 <= saved["env_steps"] < 4000, "killed in the middle, after two checkpoints"
+    episodes_on_disk = len(list((run / "replay").glob("*.npz")))
+
+    result = run_script("--resume", str(run), timeout=600)
+    assert result.returncode == 0, result.stderr
+    final = load_checkpoint(run)["counters"]
+    assert final["env_steps"] == 4000
+    # Updates continue at the stated ratio after the resume: nothing silently stops.
+    assert final["grad_steps"] == pytest.approx(saved["grad_steps"] + 0.5 * (4000 - saved["env_steps"]), abs=1)
+    episodes = sorted((run / "replay").glob("*.npz"))
+    orphaned = list((run / "replay" / "orphaned").glob("*.npz")) if (run / "replay" / "orphaned").exists() else []
+    assert len(episodes) + len(orphaned) >= episodes_on_disk
+    assert len(episodes) == final["episodes"] == 4000 // 50
