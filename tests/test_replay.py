@@ -74,7 +74,7 @@ def test_ring_wraparound_keeps_episodes_contiguous():
 
 
 def test_episodes_are_written_and_reloaded(tmp_path):
-    store = filled_store([5, 6, 7], directory=tmp_path)
+    filled_store([5, 6, 7], directory=tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["00000000-5.npz", "00000001-6.npz", "00000002-7.npz"]
     assert not list(tmp_path.glob("*.tmp"))
     reloaded = ReplayStore(10_000, tmp_path)

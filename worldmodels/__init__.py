@@ -11,6 +11,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 if os.environ["MUJOCO_GL"] in ("egl", "osmesa"):
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
+# Classic-control pixels render through pygame; without a display it needs SDL's dummy video driver.
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
 __all__ = ["make_env", "train", "evaluate", "load_agent", "Config", "load_config"]
 
 

@@ -37,6 +37,8 @@ class Counters:
     agent_steps: int = 0
     grad_steps: int = 0
     episodes: int = 0
+    wall_s: float = 0.0
+    """Seconds spent in the training loop, summed over resumes."""
     update_debt: float = 0.0
     """Updates owed by the replay ratio but not yet done (fractional ratios carry over)."""
     next_eval: int = 0
@@ -156,6 +158,7 @@ class Trainer:
         spec = self.agent.batch_spec()
         self.logger.hyperparameters(flat_items(cfg))
         tick = (time.time(), c.env_steps, c.grad_steps)
+        self._clock = time.time()
         try:
             while c.env_steps < cfg.train.env_steps:
                 if c.env_steps < cfg.train.warmup_steps:
@@ -205,6 +208,9 @@ class Trainer:
 
     def _periodic(self, tick: tuple[float, int, int]) -> tuple[float, int, int]:
         cfg, c = self.cfg.train, self.counters
+        now = time.time()
+        c.wall_s += now - self._clock
+        self._clock = now
         if c.env_steps >= c.next_log:
             c.next_log = (c.env_steps // cfg.log_every + 1) * cfg.log_every
             seconds = max(time.time() - tick[0], 1e-9)
@@ -237,7 +243,11 @@ class Trainer:
         result = evaluate(self.agent, cfg.env.spec, cfg.train.eval_episodes, seed=cfg.train.seed + 10_000, env_kwargs=env_kwargs(cfg))
         self.last_eval, self.last_eval_step = result.mean, c.env_steps
         self.logger.scalars(c.env_steps, {"eval/return_mean": result.mean, "eval/return_std": result.std, "eval/length_mean": float(np.mean(result.lengths))})
-        row = {"env_steps": c.env_steps, "agent_steps": c.agent_steps, "grad_steps": c.grad_steps, "action_repeat": cfg.env.action_repeat, "eval_s": round(time.time() - start, 2), **result.summary()}
+        row = {
+            "env_steps": c.env_steps, "agent_steps": c.agent_steps, "grad_steps": c.grad_steps,
+            "action_repeat": cfg.env.action_repeat, "wall_s": round(c.wall_s, 2), "eval_s": round(time.time() - start, 2),
+            **result.summary(),
+        }
         with open(self.run_dir / "evals.jsonl", "a") as handle:
             handle.write(json.dumps(row) + "\n")
         self.logger.progress(c.env_steps, eval=f"{result.mean:.1f}")

@@ -1,0 +1,1 @@
+"""Analysis of results: benchmark rows -> tables and learning curves."""

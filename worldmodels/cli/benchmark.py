@@ -1,0 +1,84 @@
+"""Benchmark grids through the one training loop, and results files -> markdown table + PNG curves."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  # 3 seeds of SAC on Pendulum, 20k env steps each; rows appended to benchmarks/results.jsonl
+  python scripts/benchmark.py run --config configs/sac/pendulum.yaml --agents sac \\
+      --tasks gym:Pendulum-v1 --seeds 0 1 2 --env-steps 20000
+  # results -> benchmarks/README-table.md and benchmarks/curves/*.png
+  python scripts/benchmark.py report benchmarks/results.jsonl --out benchmarks
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="benchmark", description="Run agent x task x seed grids and report them.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train every (agent, task, seed) and append result rows")
+    run.add_argument("overrides", nargs="*", help="dotted config overrides applied to every run")
+    run.add_argument("--config", action="append", default=[], help="YAML preset(s) for every run")
+    run.add_argument("--agents", nargs="+", required=True, help="agent names, e.g. sac")
+    run.add_argument("--tasks", nargs="+", required=True, help="env specs, e.g. gym:Pendulum-v1 dmc:cartpole-swingup")
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--env-steps", type=int, help="env-step budget per run (default: the config's)")
+    run.add_argument("--results", type=Path, default=Path("benchmarks/results.jsonl"), help="JSONL file rows are appended to")
+    run.add_argument("--root", default="checkpoints/benchmark", help="where the runs' directories go")
+    report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
+    report.add_argument("results", nargs="+", type=Path)
+    report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
+    return p
+
+
+def run_grid(args) -> int:
+    from worldmodels.analysis.benchmark import append_rows, machine_description, rows_from_run
+    from worldmodels.config import load_config
+    from worldmodels.run.loop import train
+
+    machine = machine_description()
+    for agent, task, seed in itertools.product(args.agents, args.tasks, args.seeds):
+        overrides = [f"agent.name={agent}", f"env.spec={task}", f"train.seed={seed}", f"run.root={args.root}", *args.overrides]
+        if args.env_steps is not None:
+            overrides.append(f"train.env_steps={args.env_steps}")
+        cfg = load_config(args.config, overrides)
+        print(f"== {agent} on {task}, seed {seed}, {cfg.train.env_steps:,} env steps", flush=True)
+        run_dir = train(cfg)
+        rows = rows_from_run(run_dir, task, agent, seed, cfg.env.obs, machine)
+        append_rows(args.results, rows)
+        print(f"   final eval return {rows[-1]['return_mean']:.1f} at {rows[-1]['env_steps']:,} env steps -> {args.results}", flush=True)
+    return 0
+
+
+def report(args) -> int:
+    from worldmodels.analysis.benchmark import plot_curves, read_rows, table
+
+    rows = read_rows(args.results)
+    markdown = table(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(markdown)
+    pngs = plot_curves(rows, args.out / "curves")
+    print(markdown)
+    print("\n".join(f"wrote {p}" for p in [args.out / "table.md", *pngs]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    import worldmodels  # noqa: F401
+    from worldmodels.config import ConfigError
+    from worldmodels.envs import EnvSpecError
+
+    try:
+        return run_grid(args) if args.command == "run" else report(args)
+    except (ConfigError, EnvSpecError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

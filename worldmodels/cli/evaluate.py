@@ -1,0 +1,59 @@
+"""Evaluate a saved agent: checkpoint -> returns (JSON), and optionally a GIF of the first episode."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  python scripts/evaluate.py checkpoints/<run>                       # 10 episodes, deterministic policy
+  python scripts/evaluate.py checkpoints/<run> --episodes 20 --seed 3 --video eval.gif
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evaluate", description="Evaluate the latest checkpoint of a run with the shared evaluate().",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", type=Path, help="a run directory, e.g. checkpoints/<run>")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="env k is seeded seed + k (default 0)")
+    p.add_argument("--video", type=Path, help="write the first episode as a GIF here")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    return p
+
+
+def write_gif(frames, path: Path, fps: int = 25) -> None:
+    """frames: list of [3, H, W] uint8."""
+    from PIL import Image
+
+    images = [Image.fromarray(f.transpose(1, 2, 0)) for f in frames]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    import worldmodels  # noqa: F401
+    from worldmodels.run.checkpoint import CheckpointError
+    from worldmodels.run.evaluation import evaluate
+    from worldmodels.run.loop import env_kwargs, load_agent
+
+    if args.episodes < 1:
+        print("error: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        agent, cfg = load_agent(args.run_dir, args.device)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = evaluate(agent, cfg.env.spec, args.episodes, args.seed, env_kwargs(cfg), record_video=args.video is not None)
+    if args.video is not None:
+        write_gif(result.frames, args.video)
+    print(json.dumps({"run": str(args.run_dir), "task": cfg.env.spec, "seed": args.seed, **result.summary()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
