@@ -59,3 +59,10 @@ def test_evaluate_script_prints_returns_and_writes_a_gif(tmp_path):
     assert (tmp_path / "ev.gif").read_bytes()[:3] == b"GIF"
     missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no config.yaml" in missing.stderr
+
+
+def test_collection_throughput_is_measured_in_env_steps():
+    from worldmodels.analysis.throughput import collection_throughput
+
+    rate = collection_throughput("dmc:cartpole-swingup", 1, 200, obs="pixels", size=16, action_repeat=2, warmup_steps=2)
+    assert 0 < rate < 1e6

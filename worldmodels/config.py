@@ -65,6 +65,8 @@ class TrainConfig:
     """Save a checkpoint every this many env steps (and always at the end)."""
     log_every: int = 1_000
     """Write train/ and fps/ scalars every this many env steps."""
+    report_every: int = 0
+    """Write the agent's report (Dreamer: imagined rollouts) every this many env steps; 0: never."""
     seed: int = 0
     """Seed for torch, numpy and the environments."""
     device: str = "auto"
@@ -204,7 +206,7 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be at least 1, got {value}")
-    for key in ("env_steps", "warmup_steps", "eval_every", "checkpoint_every", "threads"):
+    for key in ("env_steps", "warmup_steps", "eval_every", "checkpoint_every", "report_every", "threads"):
         if getattr(cfg.train, key) < 0:
             raise ConfigError(f"train.{key}: must not be negative, got {getattr(cfg.train, key)}")
     if cfg.train.replay_ratio < 0:

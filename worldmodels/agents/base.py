@@ -3,6 +3,7 @@
 An agent composes a world model (or none) with a behaviour. It never owns a training loop:
     act(obs, state, explore) -> (action, state)     obs: dict of batched numpy arrays [N, ...] plus is_first [N]
     update(batch) -> metrics                        batch: what batch_spec() asked the replay for
+    report(batch) -> videos / images / scalars      optional (Dreamer: imagined rollouts)
     state_dict() / load_state_dict()                networks, optimizers and anything an update schedule needs
 """
 
@@ -45,6 +46,11 @@ class Agent:
 
     def update(self, batch: dict) -> dict[str, float]:
         raise NotImplementedError
+
+    def report(self, batch: dict) -> dict | None:
+        """Optional pictures of what the agent learned, from a batch like update()'s:
+        {"videos": {tag: [T, 3, H, W] uint8}, "images": {tag: [3, H, W] uint8}, "scalars": {tag: float}}."""
+        return None
 
     def state_dict(self) -> dict:
         raise NotImplementedError

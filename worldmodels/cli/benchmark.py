@@ -13,6 +13,10 @@ EPILOG = """examples:
       --tasks gym:Pendulum-v1 --seeds 0 1 2 --env-steps 20000
   # results -> benchmarks/README-table.md and benchmarks/curves/*.png
   python scripts/benchmark.py report benchmarks/results.jsonl --out benchmarks
+  # env steps/s of collection with 1 and 2 envs (random actions, no learning)
+  python scripts/benchmark.py collect --task dmc:cartpole-swingup --obs pixels --action-repeat 2 --envs 1 2
+
+Dotted overrides (train.threads=1 ...) go before the options, since --seeds takes a list.
 """
 
 
@@ -29,6 +33,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--env-steps", type=int, help="env-step budget per run (default: the config's)")
     run.add_argument("--results", type=Path, default=Path("benchmarks/results.jsonl"), help="JSONL file rows are appended to")
     run.add_argument("--root", default="checkpoints/benchmark", help="where the runs' directories go")
+    collect = sub.add_parser("collect", help="measure collection throughput (env steps/s) for several env counts")
+    collect.add_argument("--task", default="dmc:cartpole-swingup")
+    collect.add_argument("--obs", default="pixels", choices=["pixels", "state", "both"])
+    collect.add_argument("--size", type=int, default=64)
+    collect.add_argument("--action-repeat", type=int, default=2)
+    collect.add_argument("--envs", nargs="+", type=int, default=[1, 2], help="env counts to compare")
+    collect.add_argument("--env-steps", type=int, default=4000, help="env steps timed per setting")
+    collect.add_argument("--fast-render", action="store_true", help="dm_control: no shadows/reflections/anti-aliasing")
     report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
@@ -54,6 +66,19 @@ def run_grid(args) -> int:
     return 0
 
 
+def collect(args) -> int:
+    from worldmodels.analysis.throughput import collection_throughput
+
+    print(f"{args.task} {args.obs} {args.size}x{args.size}, action repeat {args.action_repeat}, fast_render={args.fast_render}")
+    base = None
+    for n in args.envs:
+        rate = collection_throughput(args.task, n, args.env_steps, obs=args.obs, size=args.size,
+                                     action_repeat=args.action_repeat, fast_render=args.fast_render)
+        base = base or rate
+        print(f"  {n} env(s): {rate:8.1f} env steps/s  ({rate / base:.2f}x)", flush=True)
+    return 0
+
+
 def report(args) -> int:
     from worldmodels.analysis.benchmark import plot_curves, read_rows, table
 
@@ -74,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from worldmodels.envs import EnvSpecError
 
     try:
-        return run_grid(args) if args.command == "run" else report(args)
+        return {"run": run_grid, "report": report, "collect": collect}[args.command](args)
     except (ConfigError, EnvSpecError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -24,21 +24,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_gif(frames, path: Path, fps: int = 25) -> None:
-    """frames: list of [3, H, W] uint8."""
-    from PIL import Image
-
-    images = [Image.fromarray(f.transpose(1, 2, 0)) for f in frames]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     import worldmodels  # noqa: F401
     from worldmodels.run.checkpoint import CheckpointError
     from worldmodels.run.evaluation import evaluate
     from worldmodels.run.loop import env_kwargs, load_agent
+    from worldmodels.run.video import write_gif
 
     if args.episodes < 1:
         print("error: --episodes must be at least 1", file=sys.stderr)
@@ -50,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = evaluate(agent, cfg.env.spec, args.episodes, args.seed, env_kwargs(cfg), record_video=args.video is not None)
     if args.video is not None:
-        write_gif(result.frames, args.video)
+        write_gif(result.frames, args.video, fps=25)
     print(json.dumps({"run": str(args.run_dir), "task": cfg.env.spec, "seed": args.seed, **result.summary()}, indent=2))
     return 0
 

@@ -11,8 +11,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+
+from worldmodels.run.video import gif_bytes
 
 
 class MeanTracker:
@@ -59,8 +62,14 @@ class Logger:
         self.text("hyperparameters", table)
 
     def video(self, tag: str, frames: np.ndarray, step: int, fps: int = 15) -> None:
-        """frames: [T, 3, H, W] uint8."""
-        self.writer.add_video(tag, frames[None], step, fps=fps)
+        """frames: [T, 3, H, W] uint8, written as an animated GIF image summary."""
+        _, _, height, width = frames.shape
+        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif_bytes(frames, fps))
+        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """image: [3, H, W] uint8."""
+        self.writer.add_image(tag, image, step)
 
     def progress(self, step: int, **postfix: str) -> None:
         self._bar.update(step - self._bar.n)

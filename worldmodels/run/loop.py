@@ -44,6 +44,7 @@ class Counters:
     next_eval: int = 0
     next_checkpoint: int = 0
     next_log: int = 0
+    next_report: int = 0
 
 
 def env_kwargs(cfg: Config) -> dict:
@@ -106,7 +107,8 @@ class Trainer:
         probe.close()
         self.agent = build_agent(cfg.agent, self.obs_space, self.action_space, self.device)
         self.replay = ReplayStore(cfg.replay.capacity, run_dir / "replay", seed=cfg.train.seed)
-        self.counters = Counters(next_eval=cfg.train.eval_every, next_checkpoint=cfg.train.checkpoint_every)
+        t = cfg.train
+        self.counters = Counters(next_eval=t.eval_every, next_checkpoint=t.checkpoint_every, next_report=t.report_every)
         self.rng = np.random.default_rng(cfg.train.seed)
         if resume:
             self._restore()
@@ -232,10 +234,31 @@ class Trainer:
         if cfg.eval_every and c.env_steps >= c.next_eval:
             self._evaluate()
             c.next_eval = (c.env_steps // cfg.eval_every + 1) * cfg.eval_every
+        if cfg.report_every and c.env_steps >= c.next_report:
+            self._report()
+            c.next_report = (c.env_steps // cfg.report_every + 1) * cfg.report_every
         if cfg.checkpoint_every and c.env_steps >= c.next_checkpoint:
             self.save()
             c.next_checkpoint = (c.env_steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
         return tick
+
+    def _report(self) -> None:
+        spec = self.agent.batch_spec()
+        if not can_sample(self.replay, spec):
+            return
+        # Open-loop pictures are only meaningful inside one episode: avoid crossing when episodes are long enough.
+        within = spec.kind == "sequences" and self.replay.longest_episode >= spec.seq_len
+        small = BatchSpec(spec.kind, min(4, spec.batch_size), spec.seq_len, spec.cross_episodes and not within)
+        report = self.agent.report(sample_batch(self.replay, small))
+        if report is None:
+            return
+        step = self.counters.env_steps
+        for tag, frames in report.get("videos", {}).items():
+            self.logger.video(tag, frames, step)
+        for tag, image in report.get("images", {}).items():
+            self.logger.image(tag, image, step)
+        if report.get("scalars"):
+            self.logger.scalars(step, report["scalars"])
 
     def _evaluate(self) -> None:
         cfg, c = self.cfg, self.counters

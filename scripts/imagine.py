@@ -1,0 +1,10 @@
+#!/usr/bin/env python
+"""See --help."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from worldmodels.cli.imagine import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
