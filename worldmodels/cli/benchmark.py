@@ -41,6 +41,10 @@ def parser() -> argparse.ArgumentParser:
     collect.add_argument("--envs", nargs="+", type=int, default=[1, 2], help="env counts to compare")
     collect.add_argument("--env-steps", type=int, default=4000, help="env steps timed per setting")
     collect.add_argument("--fast-render", action="store_true", help="dm_control: no shadows/reflections/anti-aliasing")
+    speed = sub.add_parser("speed", help="seconds per training update of a configured agent (synthetic batch)")
+    speed.add_argument("overrides", nargs="*", help="dotted config overrides")
+    speed.add_argument("--config", action="append", default=[], help="YAML preset(s)")
+    speed.add_argument("--repeats", type=int, default=5, help="timed updates (median reported)")
     report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
@@ -79,6 +83,17 @@ def collect(args) -> int:
     return 0
 
 
+def speed(args) -> int:
+    from worldmodels.analysis.update_speed import update_seconds
+    from worldmodels.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    result = update_seconds(cfg, repeats=args.repeats)
+    print(f"{cfg.agent.name}: {result['median_s']:.3f} s per update (median of {args.repeats}, min {result['min_s']:.3f}), "
+          f"{result['parameters'] / 1e6:.2f}M parameters (slow copies included), {result['threads']} threads")
+    return 0
+
+
 def report(args) -> int:
     from worldmodels.analysis.benchmark import plot_curves, read_rows, table
 
@@ -99,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     from worldmodels.envs import EnvSpecError
 
     try:
-        return {"run": run_grid, "report": report, "collect": collect}[args.command](args)
+        return {"run": run_grid, "report": report, "collect": collect, "speed": speed}[args.command](args)
     except (ConfigError, EnvSpecError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

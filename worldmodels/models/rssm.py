@@ -151,12 +151,16 @@ class WorldModel(nn.Module):
         return torch.cat(parts, -1)
 
     def obs_step(self, state: RSSMState, action: torch.Tensor, embed_proj: torch.Tensor, is_first: torch.Tensor):
-        """One observed step. embed_proj = post_e(embed) [B, hidden]; is_first [B] resets state and action."""
+        """One observed step -> (posterior state, posterior logits [B, S, C]).
+
+        embed_proj = post_e(embed) [B, hidden]; is_first [B] resets the state and the action. The prior of the
+        step is not needed to go on, so observe() computes all priors after the loop in one batched call.
+        """
         keep = (~is_first).float().unsqueeze(-1)  # [B, 1]
-        state = RSSMState(state.deter * keep, state.stoch * keep.unsqueeze(-1))
-        prior_state, prior_logits = self.img_step(state, action * keep)
-        post_logits = self._logits(self.post_out(self.post_h(prior_state.deter) + embed_proj))
-        return RSSMState(prior_state.deter, straight_through_onehot(post_logits)), post_logits, prior_logits
+        x = self.img_in(torch.cat([state.stoch.flatten(-2) * keep, action * keep], -1))
+        deter = self.gru(x, state.deter * keep)
+        post_logits = self._logits(self.post_out(self.post_h(deter) + embed_proj))
+        return RSSMState(deter, straight_through_onehot(post_logits)), post_logits
 
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, state: RSSMState | None = None):
         """Filter a sequence: embed [B, T, E], action [B, T, A], is_first [B, T] ->
@@ -164,15 +168,15 @@ class WorldModel(nn.Module):
         batch, steps = embed.shape[:2]
         state = state or self.initial(batch)
         embed_proj = self.post_e(embed)  # [B, T, hidden], once for all steps
-        deters, stochs, posts, priors = [], [], [], []
+        deters, stochs, posts = [], [], []
         for t in range(steps):  # sequential by nature; everything inside is batched over B
-            state, post, prior = self.obs_step(state, action[:, t], embed_proj[:, t], is_first[:, t])
+            state, post = self.obs_step(state, action[:, t], embed_proj[:, t], is_first[:, t])
             deters.append(state.deter)
             stochs.append(state.stoch)
             posts.append(post)
-            priors.append(prior)
         states = RSSMState(torch.stack(deters, 1), torch.stack(stochs, 1))
-        return states, torch.stack(posts, 1), torch.stack(priors, 1)
+        priors = self._logits(self.prior_net(states.deter))  # [B, T, S, C], one batched call
+        return states, torch.stack(posts, 1), priors
 
     def imagine(self, start: RSSMState, actions: torch.Tensor) -> RSSMState:
         """Open-loop rollout from the prior: start [N, ...], actions [N, H, A] -> states [N, H, ...]."""

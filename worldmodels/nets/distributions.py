@@ -64,8 +64,9 @@ def unimix_logits(logits: torch.Tensor, mix: float) -> torch.Tensor:
 def straight_through_onehot(logits: torch.Tensor) -> torch.Tensor:
     """A one-hot sample in the forward pass, the softmax's gradient in the backward pass: [..., C]."""
     probs = logits.softmax(-1)
-    index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
-    sample = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+    # Gumbel-max: argmax(logits + Gumbel noise) is a categorical sample, without multinomial's overhead.
+    gumbel = -torch.empty_like(logits).exponential_().log()
+    sample = F.one_hot((logits.detach() + gumbel).argmax(-1), logits.shape[-1]).to(probs.dtype)
     return sample + probs - probs.detach()
 
 

@@ -1,0 +1,56 @@
+"""Seconds per training update of an agent, on a synthetic batch shaped like the replay's."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from worldmodels.agents import build_agent
+from worldmodels.config import Config
+from worldmodels.envs import is_discrete, make_env
+
+
+def synthetic_batch(spec, obs_space, action_space, rng: np.random.Generator) -> dict:
+    lead = (spec.batch_size, spec.seq_len) if spec.kind == "sequences" else (spec.batch_size,)
+
+    def obs():
+        out = {}
+        if "pixels" in obs_space.spaces:
+            out["pixels"] = rng.integers(0, 255, lead + obs_space["pixels"].shape, dtype=np.uint8)
+        if "state" in obs_space.spaces:
+            out["state"] = rng.normal(size=lead + obs_space["state"].shape).astype(np.float32)
+        return out
+
+    if is_discrete(action_space):
+        action = rng.integers(0, action_space.n, lead)
+    else:
+        action = rng.uniform(-1, 1, lead + action_space.shape).astype(np.float32)
+    reward = rng.normal(size=lead).astype(np.float32)
+    if spec.kind == "transitions":
+        return {"obs": obs(), "next_obs": obs(), "action": action, "reward": reward, "terminated": np.zeros(lead, bool)}
+    first = np.zeros(lead, bool)
+    first[:, 0] = True
+    return {**obs(), "action": action, "reward": reward, "is_first": first, "is_last": np.zeros(lead, bool), "is_terminal": np.zeros(lead, bool)}
+
+
+def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
+    """Median seconds per agent.update over ``repeats`` timed calls, and the parameter count."""
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    env = make_env(cfg.env.spec, obs=cfg.env.obs, size=cfg.env.size, seed=0)
+    agent = build_agent(cfg.agent, env.observation_space, env.action_space, "cpu" if cfg.train.device == "auto" else cfg.train.device)
+    env.close()
+    batch = synthetic_batch(agent.batch_spec(), env.observation_space, env.action_space, np.random.default_rng(0))
+    for _ in range(warmup):
+        agent.update(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        agent.update(batch)
+        times.append(time.perf_counter() - start)
+    modules = [m for m in vars(agent).values() if isinstance(m, torch.nn.Module)]
+    params = sum(p.numel() for m in modules for p in m.parameters())
+    return {"median_s": float(np.median(times)), "min_s": float(np.min(times)), "times": times, "parameters": params,
+            "threads": torch.get_num_threads()}
