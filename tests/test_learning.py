@@ -15,11 +15,11 @@ def final_return(run_dir: Path) -> float:
     return json.loads((run_dir / "evals.jsonl").read_text().splitlines()[-1])["mean"]
 
 
-def test_sac_improves_on_pendulum_within_3000_env_steps(tmp_path):
+def test_sac_swings_pendulum_up_within_4000_env_steps(tmp_path):
     # Random play scores about -1200 on Pendulum; a swing-up that holds the pole scores above -400.
-    overrides = ["train.env_steps=3000", "train.warmup_steps=500", "train.eval_every=0", "train.eval_episodes=5",
-                 "agent.batch_size=128", "agent.hidden=[128, 128]", "run.progress=false", "train.threads=1",
-                 f"run.root={tmp_path}", "run.name=learn"]
+    # The benchmark's 3 seeds scored -194, -181 and -167 at 4000 env steps with this preset.
+    overrides = ["train.env_steps=4000", "train.eval_every=0", "train.eval_episodes=5",
+                 "run.progress=false", "train.threads=1", f"run.root={tmp_path}", "run.name=learn"]
     run_dir = train(load_config([ROOT / "configs/sac/pendulum.yaml"], overrides))
     assert final_return(run_dir) > -400
 
