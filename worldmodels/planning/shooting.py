@@ -1,0 +1,100 @@
+"""Shooting planners: random shooting, CEM and MPPI. Pure, batched and model-agnostic.
+
+Dimension letters: B start states planned for at once, N candidate sequences, H horizon, A action dims,
+E elites.
+
+The model is injected as ``rollout(actions [B, N, H, A]) -> Rollout`` (the caller binds the start states), so
+the same planner drives a state ensemble (PETS) or a latent model. Tunables are keyword arguments; there is no
+Python loop over candidates, particles or starts (only over CEM/MPPI iterations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Rollout:
+    rewards: torch.Tensor  # [B, N, H]
+    reward_std: torch.Tensor | None = None  # [B, N, H] model uncertainty, for the pessimism penalty
+    final_states: torch.Tensor | None = None  # [B, N, ...] for a terminal value
+
+
+RolloutFn = Callable[[torch.Tensor], Rollout]
+
+
+def sequence_returns(rollout: RolloutFn, actions: torch.Tensor, terminal_value=None, pessimism: float = 0.0,
+                     discount: float = 1.0) -> torch.Tensor:
+    """Sum_k discount^k (r_k - pessimism * sigma_k) [+ discount^H V(final)]: actions [B, N, H, A] -> [B, N]."""
+    out = rollout(actions)
+    rewards = out.rewards
+    if pessimism and out.reward_std is not None:
+        rewards = rewards - pessimism * out.reward_std
+    horizon = rewards.shape[-1]
+    weights = discount ** torch.arange(horizon, dtype=rewards.dtype, device=rewards.device)  # [H]
+    returns = (rewards * weights).sum(-1)
+    if terminal_value is not None:
+        returns = returns + discount**horizon * terminal_value(out.final_states)
+    return returns
+
+
+def select_best(returns: torch.Tensor, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """returns [B, N], candidates [B, N, H, A] -> (best sequence [B, H, A], its return [B])."""
+    best = returns.argmax(-1)  # [B]
+    index = best[:, None, None, None].expand(-1, 1, *candidates.shape[2:])
+    return candidates.gather(1, index).squeeze(1), returns.gather(1, best[:, None]).squeeze(1)
+
+
+def random_shooting(rollout: RolloutFn, batch: int, horizon: int, action_dim: int, candidates: int = 1000,
+                    low: float = -1.0, high: float = 1.0, generator=None, device=None, **return_kwargs):
+    """Uniform random sequences, keep the best: -> (plan [B, H, A], its return [B])."""
+    actions = low + (high - low) * torch.rand(batch, candidates, horizon, action_dim, generator=generator, device=device)
+    return select_best(sequence_returns(rollout, actions, **return_kwargs), actions)
+
+
+def cem_update(returns: torch.Tensor, candidates: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+               elites: int, smoothing: float = 0.0, min_std: float = 0.0):
+    """One cross-entropy step: refit the Gaussian to the top ``elites`` candidates.
+
+    returns [B, N], candidates [B, N, H, A], mean/std [B, H, A]. smoothing keeps that share of the old values.
+    -> (mean, std [B, H, A], elite indices [B, E]).
+    """
+    top = returns.topk(elites, dim=-1).indices  # [B, E]
+    elite = candidates.gather(1, top[:, :, None, None].expand(-1, -1, *candidates.shape[2:]))  # [B, E, H, A]
+    new_mean = smoothing * mean + (1 - smoothing) * elite.mean(1)
+    new_std = smoothing * std + (1 - smoothing) * elite.std(1, unbiased=False)
+    return new_mean, new_std.clamp(min=min_std), top
+
+
+def cem(rollout: RolloutFn, mean: torch.Tensor, std: float | torch.Tensor = 0.5, population: int = 500,
+        elite_ratio: float = 0.1, iterations: int = 5, smoothing: float = 0.1, low: float = -1.0, high: float = 1.0,
+        min_std: float = 0.05, generator=None, **return_kwargs) -> torch.Tensor:
+    """Cross-entropy method from an initial mean [B, H, A] (warm-start it with ``shift_plan``) -> plan [B, H, A]."""
+    std = torch.full_like(mean, std) if not torch.is_tensor(std) else std
+    elites = max(1, int(round(population * elite_ratio)))
+    for _ in range(iterations):
+        noise = torch.randn(mean.shape[0], population, *mean.shape[1:], generator=generator, device=mean.device)
+        candidates = (mean[:, None] + std[:, None] * noise).clamp(low, high)  # [B, N, H, A]
+        returns = sequence_returns(rollout, candidates, **return_kwargs)
+        mean, std, _ = cem_update(returns, candidates, mean, std, elites, smoothing, min_std)
+    return mean
+
+
+def mppi(rollout: RolloutFn, mean: torch.Tensor, std: float = 0.5, population: int = 500, iterations: int = 5,
+         temperature: float = 1.0, low: float = -1.0, high: float = 1.0, generator=None, **return_kwargs) -> torch.Tensor:
+    """Model-predictive path integral: the mean moves to the softmax(return / temperature)-weighted average."""
+    for _ in range(iterations):
+        noise = std * torch.randn(mean.shape[0], population, *mean.shape[1:], generator=generator, device=mean.device)
+        candidates = (mean[:, None] + noise).clamp(low, high)  # [B, N, H, A]
+        returns = sequence_returns(rollout, candidates, **return_kwargs)
+        weights = torch.softmax((returns - returns.max(-1, keepdim=True).values) / temperature, -1)  # [B, N]
+        mean = (weights[:, :, None, None] * candidates).sum(1)
+    return mean
+
+
+def shift_plan(plan: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """Warm start for the next step: drop the executed first action, append ``fill``: [B, H, A] -> [B, H, A]."""
+    return torch.cat([plan[:, 1:], torch.full_like(plan[:, :1], fill)], 1)
