@@ -109,3 +109,13 @@ def test_sampling_is_reproducible_from_the_rng_state():
     a, b = filled_store([20, 30], seed=3), filled_store([20, 30], seed=3)
     b.load_state_dict(a.state_dict())
     np.testing.assert_array_equal(a.sample_sequences(16, 5)["state"], b.sample_sequences(16, 5)["state"])
+
+
+def test_all_transitions_returns_each_transition_once():
+    store = ReplayStore(100)
+    store.add_episode(make_episode(4, 100.0, terminal=True))
+    store.add_episode(make_episode(3, 200.0))
+    batch = store.all_transitions()
+    np.testing.assert_array_equal(batch["obs"]["state"][:, 0], [100, 101, 102, 200, 201])
+    np.testing.assert_array_equal(batch["next_obs"]["state"][:, 0], [101, 102, 103, 201, 202])
+    np.testing.assert_array_equal(batch["terminated"], [False, False, True, False, False])

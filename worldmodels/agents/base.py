@@ -21,7 +21,8 @@ from worldmodels.config import AGENT_CONFIGS, AgentConfig
 
 @dataclass(frozen=True)
 class BatchSpec:
-    """What one update consumes: kind 'transitions' (B) or 'sequences' (B, T)."""
+    """What one update consumes: kind 'transitions' (B), 'sequences' (B, T) or 'all' (every stored transition,
+    for models refitted on all data; the replay ratio then sets how often, e.g. 1 / episode length)."""
 
     kind: str
     batch_size: int

@@ -176,7 +176,7 @@ def particle_rollout(model: Ensemble, start: torch.Tensor, actions: torch.Tensor
             learned = out[:, -1].reshape(b, n, particles) if model.learn_reward else None
         else:
             if propagation == "ts1":  # a random member per particle and step: shuffle particles within candidates
-                perm = torch.argsort(torch.rand(b, n, particles, generator=generator), -1)  # [B, N, P]
+                perm = torch.argsort(torch.rand(b, n, particles, generator=generator, device=state.device), -1)  # [B, N, P]
                 state = state.gather(2, perm[..., None].expand_as(state))
             nxt, learned = _members_step(model, state, act, generator)
         r = reward_fn(state.reshape(-1, state.shape[-1]), act.reshape(-1, act.shape[-1]), nxt.reshape(-1, nxt.shape[-1])).reshape(b, n, particles) if reward_fn else learned

@@ -162,6 +162,24 @@ class ReplayStore:
             "terminated": following["is_terminal"],
         }
 
+    def all_transitions(self) -> dict[str, np.ndarray]:
+        """Every stored transition, in the layout of sample_transitions (models refitted on all data: PETS)."""
+        if self.num_transitions == 0:
+            raise ValueError("the replay holds no transitions yet")
+        offsets = np.arange(self._size)  # [steps held], logical offsets from the oldest step
+        logical = self._head - self._size + offsets
+        valid = ~self._data["is_last"][logical % self.capacity]  # a transition starts at every step but the last
+        now = logical[valid]
+        current, following = self._gather(now), self._gather(now + 1)
+        obs_keys = [k for k in OBS_KEYS if k in current]
+        return {
+            "obs": {k: current[k] for k in obs_keys},
+            "action": following["action"],
+            "reward": following["reward"],
+            "next_obs": {k: following[k] for k in obs_keys},
+            "terminated": following["is_terminal"],
+        }
+
     # -- checkpointing ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "episodes_added": self.episodes_added}

@@ -77,7 +77,7 @@ def default_run_name(cfg: Config) -> str:
 
 
 def can_sample(replay: ReplayStore, spec: BatchSpec) -> bool:
-    if spec.kind == "transitions":
+    if spec.kind in ("transitions", "all"):
         return replay.num_transitions > 0
     if spec.cross_episodes:
         return replay.num_steps >= spec.seq_len
@@ -85,6 +85,8 @@ def can_sample(replay: ReplayStore, spec: BatchSpec) -> bool:
 
 
 def sample_batch(replay: ReplayStore, spec: BatchSpec) -> dict:
+    if spec.kind == "all":
+        return replay.all_transitions()
     if spec.kind == "transitions":
         return replay.sample_transitions(spec.batch_size)
     return replay.sample_sequences(spec.batch_size, spec.seq_len, spec.cross_episodes)

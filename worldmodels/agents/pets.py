@@ -1,0 +1,134 @@
+"""PETS: a probabilistic ensemble on states + CEM (or MPPI / random shooting) over particle rollouts, replanning
+every step (MPC), the model refitted on all data (``BatchSpec('all')``; the replay ratio sets how often,
+1 / episode length in decisions = once an episode).
+
+Dimension letters: B envs acting at once, N candidates, H horizon, A action dims, S state dims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from worldmodels.agents.base import Agent, BatchSpec, register
+from worldmodels.config import AgentConfig
+from worldmodels.envs import is_discrete
+from worldmodels.models.ensemble import Ensemble, fit_ensemble, particle_rollout
+from worldmodels.planning import cem, mppi, random_shooting, shift_plan
+
+ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
+
+
+@dataclass
+class PETSConfig(AgentConfig):
+    name: str = "pets"
+    members: int = 5
+    """Ensemble members."""
+    hidden: tuple[int, ...] = (200, 200, 200)
+    """Hidden layers of each member."""
+    activation: str = "silu"
+    """Member activation: silu, relu, leaky_relu or tanh."""
+    probabilistic: bool = True
+    """Gaussian members (mean and log-variance) instead of deterministic ones."""
+    lr: float = 1e-3
+    """Model learning rate."""
+    weight_decay: float = 5e-5
+    """Adam weight decay of the model."""
+    fit_epochs: int = 50
+    """Most epochs per refit (early stopping on the holdout usually ends sooner)."""
+    fit_batch: int = 256
+    """Minibatch per member during a refit."""
+    holdout_ratio: float = 0.1
+    """Share of the data held out for early stopping."""
+    patience: int = 5
+    """Epochs without holdout improvement before a refit stops."""
+    planner: str = "cem"
+    """cem, mppi or random (random shooting)."""
+    horizon: int = 15
+    """Planning horizon in decisions."""
+    population: int = 500
+    """Candidate sequences per planner iteration."""
+    iterations: int = 5
+    """CEM / MPPI iterations per decision."""
+    elite_ratio: float = 0.1
+    """Share of candidates kept as CEM elites."""
+    smoothing: float = 0.1
+    """Share of the old CEM mean and std kept each iteration."""
+    init_std: float = 0.5
+    """Initial CEM / MPPI sampling std (actions are in [-1, 1])."""
+    temperature: float = 1.0
+    """MPPI temperature."""
+    particles: int = 20
+    """Particles per candidate (a multiple of members for ts_inf / ts1)."""
+    propagation: str = "ts_inf"
+    """ts_inf, ts1 or expectation."""
+    pessimism: float = 0.0
+    """Return penalty per unit of particle reward std (r - lambda * sigma)."""
+
+
+@register("pets", PETSConfig)
+class PETSAgent(Agent):
+    def __init__(self, cfg: PETSConfig, obs_space, action_space, device):
+        super().__init__(cfg, obs_space, action_space, device)
+        if is_discrete(action_space) or "state" not in obs_space.spaces:
+            raise ValueError("pets plans continuous actions from state observations: use env.obs=state and a Box action space")
+        if cfg.activation not in ACTIVATIONS:
+            raise ValueError(f"agent.activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
+        self.state_dim, self.action_dim = obs_space["state"].shape[0], action_space.shape[0]
+        self.model = Ensemble(self.state_dim, self.action_dim, cfg.members, cfg.hidden, cfg.probabilistic,
+                              learn_reward=True, activation=ACTIVATIONS[cfg.activation]).to(self.device)
+        self.fitted = False
+        self.generator = torch.Generator(device=self.device).manual_seed(0)
+
+    def batch_spec(self) -> BatchSpec:
+        return BatchSpec("all", batch_size=0)
+
+    def update(self, batch) -> dict[str, float]:
+        f32 = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
+        s, a, s2, r = f32(batch["obs"]["state"]), f32(batch["action"]), f32(batch["next_obs"]["state"]), f32(batch["reward"])
+        cfg = self.cfg
+        stats = fit_ensemble(self.model, torch.cat([s, a], -1), self.model.targets(s, a, s2, r), epochs=cfg.fit_epochs,
+                             batch_size=cfg.fit_batch, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                             holdout_ratio=cfg.holdout_ratio, patience=cfg.patience, generator=torch.Generator().manual_seed(len(s)))
+        self.fitted = True
+        return {"loss/model_train": stats["train_loss"], "loss/model_holdout_mse": stats["holdout_mse"], "train/model_data": float(len(s))}
+
+    @torch.no_grad()
+    def plan(self, states: torch.Tensor, warm_start: torch.Tensor | None) -> torch.Tensor:
+        """states [B, S] -> plan [B, H, A] (the first action is executed, the rest warm-starts the next step)."""
+        cfg = self.cfg
+        batch = states.shape[0]
+
+        def rollout(actions):  # [B, N, H, A]
+            return particle_rollout(self.model, states, actions, cfg.particles, cfg.propagation, generator=self.generator)
+
+        kwargs = {"pessimism": cfg.pessimism}
+        mean = warm_start if warm_start is not None else torch.zeros(batch, cfg.horizon, self.action_dim, device=self.device)
+        if cfg.planner == "cem":
+            return cem(rollout, mean, cfg.init_std, cfg.population, cfg.elite_ratio, cfg.iterations, cfg.smoothing, generator=self.generator, **kwargs)
+        if cfg.planner == "mppi":
+            return mppi(rollout, mean, cfg.init_std, cfg.population, cfg.iterations, cfg.temperature, generator=self.generator, **kwargs)
+        if cfg.planner == "random":
+            return random_shooting(rollout, batch, cfg.horizon, self.action_dim, cfg.population, generator=self.generator, device=self.device, **kwargs)[0]
+        raise ValueError(f"agent.planner must be cem, mppi or random, got {cfg.planner!r}")
+
+    def act(self, obs, state, explore):
+        states = torch.as_tensor(obs["state"], dtype=torch.float32, device=self.device)  # [B, S]
+        if not self.fitted:  # nothing learned yet: act uniformly at random
+            return np.random.uniform(-1, 1, (states.shape[0], self.action_dim)).astype(np.float32), None
+        warm = None
+        if state is not None and state.shape[0] == states.shape[0]:
+            warm = shift_plan(state)
+            warm[torch.as_tensor(obs["is_first"], device=self.device)] = 0.0  # a new episode plans from scratch
+        plan = self.plan(states, warm)
+        return plan[:, 0].cpu().numpy(), plan
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "fitted": self.fitted}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.fitted = state["fitted"]
