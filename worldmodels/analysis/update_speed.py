@@ -54,3 +54,25 @@ def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
     params = sum(p.numel() for m in modules for p in m.parameters())
     return {"median_s": float(np.median(times)), "min_s": float(np.min(times)), "times": times, "parameters": params,
             "threads": torch.get_num_threads()}
+
+
+def act_seconds(cfg: Config, repeats: int = 5, batch: int = 1) -> dict:
+    """Median seconds per agent.act decision for ``batch`` envs (planning agents plan on an untrained model)."""
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    env = make_env(cfg.env.spec, obs=cfg.env.obs, size=cfg.env.size, seed=0)
+    agent = build_agent(cfg.agent, env.observation_space, env.action_space, "cpu" if cfg.train.device == "auto" else cfg.train.device)
+    first, _ = env.reset(seed=0)
+    env.close()
+    if hasattr(agent, "fitted"):
+        agent.fitted = True  # time the planner, not the random warm-up policy
+    obs = {k: np.repeat(v[None], batch, 0) for k, v in first.items()}
+    obs["is_first"] = np.ones(batch, bool)
+    _, state = agent.act(obs, None, explore=True)
+    obs["is_first"] = np.zeros(batch, bool)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _, state = agent.act(obs, state, explore=True)
+        times.append(time.perf_counter() - start)
+    return {"median_s": float(np.median(times)), "min_s": float(np.min(times)), "threads": torch.get_num_threads()}

@@ -45,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("overrides", nargs="*", help="dotted config overrides")
     speed.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     speed.add_argument("--repeats", type=int, default=5, help="timed updates (median reported)")
+    act = sub.add_parser("act-speed", help="seconds per decision of a configured agent (planning cost for PETS)")
+    act.add_argument("overrides", nargs="*", help="dotted config overrides")
+    act.add_argument("--config", action="append", default=[], help="YAML preset(s)")
+    act.add_argument("--repeats", type=int, default=5, help="timed decisions (median reported)")
+    act.add_argument("--batch", type=int, default=1, help="envs deciding at once")
     report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
@@ -94,6 +99,17 @@ def speed(args) -> int:
     return 0
 
 
+def act_speed(args) -> int:
+    from worldmodels.analysis.update_speed import act_seconds
+    from worldmodels.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    result = act_seconds(cfg, repeats=args.repeats, batch=args.batch)
+    print(f"{cfg.agent.name}: {1000 * result['median_s']:.1f} ms per decision for {args.batch} env(s) "
+          f"(median of {args.repeats}, min {1000 * result['min_s']:.1f}), {result['threads']} threads")
+    return 0
+
+
 def report(args) -> int:
     from worldmodels.analysis.benchmark import plot_curves, read_rows, table
 
@@ -114,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from worldmodels.envs import EnvSpecError
 
     try:
-        return {"run": run_grid, "report": report, "collect": collect, "speed": speed}[args.command](args)
+        return {"run": run_grid, "report": report, "collect": collect, "speed": speed, "act-speed": act_speed}[args.command](args)
     except (ConfigError, EnvSpecError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
