@@ -50,6 +50,13 @@ def parser() -> argparse.ArgumentParser:
     act.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     act.add_argument("--repeats", type=int, default=5, help="timed decisions (median reported)")
     act.add_argument("--batch", type=int, default=1, help="envs deciding at once")
+    comp = sub.add_parser("compounding", help="k-step open-loop error of a linear-Gaussian model vs a PETS ensemble")
+    comp.add_argument("--task", default="dmc:cartpole-swingup")
+    comp.add_argument("--action-repeat", type=int, default=4)
+    comp.add_argument("--train-episodes", type=int, default=8)
+    comp.add_argument("--test-episodes", type=int, default=2)
+    comp.add_argument("--horizon", type=int, default=15)
+    comp.add_argument("--out", type=Path, default=Path("benchmarks/compounding"))
     report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
@@ -110,6 +117,13 @@ def act_speed(args) -> int:
     return 0
 
 
+def compounding(args) -> int:
+    from worldmodels.analysis.compounding_study import run_study
+
+    print(run_study(args.task, args.train_episodes, args.test_episodes, args.horizon, args.action_repeat, args.out))
+    return 0
+
+
 def report(args) -> int:
     from worldmodels.analysis.benchmark import plot_curves, read_rows, table
 
@@ -130,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from worldmodels.envs import EnvSpecError
 
     try:
-        return {"run": run_grid, "report": report, "collect": collect, "speed": speed, "act-speed": act_speed}[args.command](args)
+        return {"run": run_grid, "report": report, "collect": collect, "speed": speed, "act-speed": act_speed, "compounding": compounding}[args.command](args)
     except (ConfigError, EnvSpecError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
