@@ -66,3 +66,14 @@ def test_collection_throughput_is_measured_in_env_steps():
 
     rate = collection_throughput("dmc:cartpole-swingup", 1, 200, obs="pixels", size=16, action_repeat=2, warmup_steps=2)
     assert 0 < rate < 1e6
+
+
+def test_speed_probes_time_updates_and_decisions():
+    from worldmodels.analysis.update_speed import act_seconds, update_seconds
+    from worldmodels.config import load_config
+
+    cfg = load_config([ROOT / "configs" / "tiny.yaml"])
+    update = update_seconds(cfg, repeats=2, warmup=1)
+    assert update["median_s"] > 0 and update["parameters"] > 0
+    pets = load_config([ROOT / "configs" / "pets" / "pendulum.yaml"], ["agent.population=20", "agent.particles=5", "agent.horizon=3", "agent.iterations=1", "agent.hidden=[16]"])
+    assert act_seconds(pets, repeats=2, batch=2)["median_s"] > 0

@@ -61,3 +61,12 @@ def test_bound_and_growth_fit_recover_a_geometric_curve(tmp_path):
     curves = {"geometric": CompoundingCurve(errors, None)}
     assert "| geometric | 0.020 |" in compounding_table(curves)
     assert plot_compounding(curves, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compounding_study_writes_table_and_plot(tmp_path):
+    from worldmodels.analysis.compounding_study import run_study
+
+    table = run_study("gym:Pendulum-v1", 2, 1, horizon=5, action_repeat=4, out=tmp_path, epochs=3, hidden=(16,))
+    assert "linear-Gaussian" in table and "PETS ensemble (5 x 16)" in table
+    assert (tmp_path / "compounding-gym_Pendulum-v1.png").exists()
+    assert "action repeat 4" in (tmp_path / "compounding-gym_Pendulum-v1.md").read_text()
