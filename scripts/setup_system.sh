@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# System libraries for headless MuJoCo rendering (MUJOCO_GL=egl with Mesa's software renderer).
+# System packages: libraries for headless MuJoCo rendering (MUJOCO_GL=egl with Mesa's software renderer),
+# and python3-venv where Python lacks venv's pip bootstrap.
 # Installs them with apt-get when they are missing and we may; otherwise says what to install.
 set -euo pipefail
 packages=(libegl1 libegl-mesa0 libgl1-mesa-dri)
 missing=()
+# Debian and Ubuntu ship venv's pip bootstrap separately.
+if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+  packages+=(python3-venv)
+fi
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
