@@ -119,3 +119,18 @@ def test_all_transitions_returns_each_transition_once():
     np.testing.assert_array_equal(batch["obs"]["state"][:, 0], [100, 101, 102, 200, 201])
     np.testing.assert_array_equal(batch["next_obs"]["state"][:, 0], [101, 102, 103, 201, 202])
     np.testing.assert_array_equal(batch["terminated"], [False, False, True, False, False])
+
+
+def test_unroll_windows_start_anywhere_and_mask_past_the_episode_end():
+    store = filled_store([2, 4, 30])
+    batch = store.sample_unrolls(2000, 6)
+    state, valid = batch["state"][..., 0], batch["valid"]  # [B, T]
+    assert state.shape == (2000, 6) and valid[:, 0].all()
+    episode = (state[:, 0] // 1000).astype(int)
+    assert np.all(state // 1000 == episode[:, None]), "a window never reads the next episode"
+    # valid steps are consecutive; past the end the last step repeats and is masked
+    steps = np.diff(state, axis=1)
+    assert np.all(steps[valid[:, 1:]] == 1.0) and np.all(steps[~valid[:, 1:]] == 0.0)
+    assert not batch["is_last"][:, 0].any(), "every window starts at a step with a successor"
+    # starts are uniform over the 1 + 3 + 29 steps that have a successor
+    np.testing.assert_allclose(np.bincount(episode, minlength=4)[1:] / 2000, [1 / 33, 3 / 33, 29 / 33], atol=0.02)

@@ -2,6 +2,7 @@
 
 An agent composes a world model (or none) with a behaviour. It never owns a training loop:
     act(obs, state, explore) -> (action, state)     obs: dict of batched numpy arrays [N, ...] plus is_first [N]
+    replay_extras() -> {name: (shape, dtype)}        optional per-step outputs of act() kept in the replay
     update(batch) -> metrics                        batch: what batch_spec() asked the replay for
     report(batch) -> videos / images / scalars      optional (Dreamer: imagined rollouts)
     state_dict() / load_state_dict()                networks, optimizers and anything an update schedule needs
@@ -21,8 +22,9 @@ from worldmodels.config import AGENT_CONFIGS, AgentConfig
 
 @dataclass(frozen=True)
 class BatchSpec:
-    """What one update consumes: kind 'transitions' (B), 'sequences' (B, T) or 'all' (every stored transition,
-    for models refitted on all data; the replay ratio then sets how often, e.g. 1 / episode length)."""
+    """What one update consumes: kind 'transitions' (B), 'sequences' (B, T), 'unrolls' (B, T windows from any
+    step, padded past the episode's end with a ``valid`` mask: MuZero) or 'all' (every stored transition, for
+    models refitted on all data; the replay ratio then sets how often, e.g. 1 / episode length)."""
 
     kind: str
     batch_size: int
@@ -47,6 +49,12 @@ class Agent:
 
     def update(self, batch: dict) -> dict[str, float]:
         raise NotImplementedError
+
+    def replay_extras(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Per-step arrays the agent wants stored beside each action: name -> (shape, dtype). After act(), the
+        values for the N envs are in ``self.last_extras`` ({name: [N, ...]}); random warm-up steps and
+        first steps get zeros. MuZero stores its search policy and root value this way."""
+        return {}
 
     def report(self, batch: dict) -> dict | None:
         """Optional pictures of what the agent learned, from a batch like update()'s:

@@ -45,11 +45,11 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("overrides", nargs="*", help="dotted config overrides")
     speed.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     speed.add_argument("--repeats", type=int, default=5, help="timed updates (median reported)")
-    act = sub.add_parser("act-speed", help="seconds per decision of a configured agent (planning cost for PETS)")
+    act = sub.add_parser("act-speed", help="seconds per decision of a configured agent (planning cost: PETS, MuZero)")
     act.add_argument("overrides", nargs="*", help="dotted config overrides")
     act.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     act.add_argument("--repeats", type=int, default=5, help="timed decisions (median reported)")
-    act.add_argument("--batch", type=int, default=1, help="envs deciding at once")
+    act.add_argument("--batch", type=int, default=1, help="envs deciding at once (MuZero: roots searched together)")
     comp = sub.add_parser("compounding", help="k-step open-loop error of a linear-Gaussian model vs a PETS ensemble")
     comp.add_argument("--task", default="dmc:cartpole-swingup")
     comp.add_argument("--action-repeat", type=int, default=4)
@@ -114,6 +114,9 @@ def act_speed(args) -> int:
     result = act_seconds(cfg, repeats=args.repeats, batch=args.batch)
     print(f"{cfg.agent.name}: {1000 * result['median_s']:.1f} ms per decision for {args.batch} env(s) "
           f"(median of {args.repeats}, min {1000 * result['min_s']:.1f}), {result['threads']} threads")
+    if hasattr(cfg.agent, "simulations"):  # tree search: the rate the search-speed targets are stated in
+        rate = args.batch * cfg.agent.simulations / result["median_s"]
+        print(f"{cfg.agent.name}: {rate:,.0f} simulations/s ({cfg.agent.simulations} simulations x {args.batch} roots)")
     return 0
 
 

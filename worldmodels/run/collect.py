@@ -19,22 +19,27 @@ def _empty_action(action_space) -> np.ndarray:
 class EpisodeBuilder:
     """Accumulates the steps of N envs and hands back each episode when it ends."""
 
-    def __init__(self, num_envs: int, action_space):
+    def __init__(self, num_envs: int, action_space, extras: dict[str, tuple] | None = None):
+        """extras: the agent's replay_extras(), name -> (shape, dtype); first steps get zeros."""
         self.num_envs = num_envs
         self.action_space = action_space
+        self.extras = extras or {}
         self._steps: list[list[dict]] = [[] for _ in range(num_envs)]
 
     def start(self, index: int, obs: dict[str, np.ndarray]) -> None:
         first = {k: v for k, v in obs.items()}
         first.update(action=_empty_action(self.action_space), reward=np.float32(0.0), is_first=True, is_last=False, is_terminal=False)
+        first.update({name: np.zeros(shape, dtype) for name, (shape, dtype) in self.extras.items()})
         self._steps[index] = [first]
 
     def start_all(self, obs: dict[str, np.ndarray]) -> None:
         for i in range(self.num_envs):
             self.start(i, {k: v[i] for k, v in obs.items()})
 
-    def add(self, index: int, action, reward: float, obs: dict[str, np.ndarray], terminated: bool, truncated: bool):
-        """Append one step; return the finished episode (dict of stacked arrays) if this step ended it."""
+    def add(self, index: int, action, reward: float, obs: dict[str, np.ndarray], terminated: bool, truncated: bool,
+            extras: dict[str, np.ndarray] | None = None):
+        """Append one step; return the finished episode (dict of stacked arrays) if this step ended it.
+        extras: this env's values of the agent's replay extras for the action (zeros when None)."""
         done = bool(terminated or truncated)
         step = {k: v for k, v in obs.items()}
         step.update(
@@ -44,6 +49,8 @@ class EpisodeBuilder:
             is_last=done,
             is_terminal=bool(terminated),
         )
+        for name, (shape, dtype) in self.extras.items():
+            step[name] = np.zeros(shape, dtype) if extras is None else np.asarray(extras[name], dtype)
         self._steps[index].append(step)
         if not done:
             return None

@@ -77,7 +77,7 @@ def default_run_name(cfg: Config) -> str:
 
 
 def can_sample(replay: ReplayStore, spec: BatchSpec) -> bool:
-    if spec.kind in ("transitions", "all"):
+    if spec.kind in ("transitions", "all", "unrolls"):
         return replay.num_transitions > 0
     if spec.cross_episodes:
         return replay.num_steps >= spec.seq_len
@@ -89,6 +89,8 @@ def sample_batch(replay: ReplayStore, spec: BatchSpec) -> dict:
         return replay.all_transitions()
     if spec.kind == "transitions":
         return replay.sample_transitions(spec.batch_size)
+    if spec.kind == "unrolls":
+        return replay.sample_unrolls(spec.batch_size, spec.seq_len)
     return replay.sample_sequences(spec.batch_size, spec.seq_len, spec.cross_episodes)
 
 
@@ -155,7 +157,7 @@ class Trainer:
         cfg, c = self.cfg, self.counters
         n, repeat = cfg.env.num_envs, cfg.env.action_repeat
         envs = make_vector_env(cfg.env.spec, n, seed=cfg.train.seed + 100 * c.episodes, **env_kwargs(cfg))
-        builder = EpisodeBuilder(n, self.action_space)
+        builder = EpisodeBuilder(n, self.action_space, self.agent.replay_extras())
         obs, _ = envs.reset(seed=cfg.train.seed + 100 * c.episodes)
         builder.start_all(obs)
         is_first, agent_state = np.ones(n, bool), None
@@ -165,16 +167,19 @@ class Trainer:
         self._clock = time.time()
         try:
             while c.env_steps < cfg.train.env_steps:
+                extras = None
                 if c.env_steps < cfg.train.warmup_steps:
                     action = random_actions(self.rng, self.action_space, n)
                 else:
                     action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state, explore=True)
+                    extras = getattr(self.agent, "last_extras", None)
                 obs, reward, terminated, truncated, infos = envs.step(action)
                 c.env_steps += n * repeat
                 c.agent_steps += n
                 for i in range(n):  # bookkeeping per env (N is small); no tensor work here
                     last = split_final_obs(obs, infos, i)
-                    episode = builder.add(i, action[i], reward[i], last, terminated[i], truncated[i])
+                    mine = None if extras is None else {k: v[i] for k, v in extras.items()}
+                    episode = builder.add(i, action[i], reward[i], last, terminated[i], truncated[i], mine)
                     if episode is not None:
                         self._finish_episode(episode, builder, obs, i)
                 is_first = terminated | truncated

@@ -1,0 +1,115 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from worldmodels.agents.muzero import MuZeroAgent, MuZeroConfig
+from worldmodels.config import load_config
+from worldmodels.envs.spaces import observation_space
+from worldmodels.replay.episode import episode_files, load_episode
+from worldmodels.run.loop import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def state_agent(**kw) -> MuZeroAgent:
+    cfg = MuZeroConfig(**{"latent": 16, "hidden": 32, "simulations": 8, **kw})
+    return MuZeroAgent(cfg, observation_space("state", 64, 3), spaces.Discrete(2), "cpu")
+
+
+def constant_target_value(agent: MuZeroAgent, value: float) -> None:
+    """Make the target network's value head decode to ``value`` everywhere."""
+    probs = agent.net.support.encode(torch.tensor(value))
+    original = agent.target.heads
+
+    def heads(s):
+        reward, _, policy = original(s)
+        return reward, torch.log(probs + 1e-12).expand(len(s), -1), policy
+
+    agent.target.heads = heads
+
+
+def window(rewards, valid, terminal_at=None, T=5, A=2):
+    """One replay window: rewards [T] on arrival, valid [T], search policies that name their step."""
+    policy = np.zeros((T, A), np.float32)
+    policy[1:, 0] = np.arange(1, T) / 10  # the search at step t (stored with action t+1) says p0 = (t+1)/10
+    policy[1:, 1] = 1 - policy[1:, 0]
+    terminal = np.zeros(T, bool)
+    if terminal_at is not None:
+        terminal[terminal_at] = True
+    return {"state": np.zeros((T, 3), np.float32), "action": np.zeros(T, np.int64), "reward": np.asarray(rewards, np.float32),
+            "is_terminal": terminal, "valid": np.asarray(valid, bool), "search_policy": policy}
+
+
+def test_value_targets_match_hand_computed_n_step_returns():
+    # discount 0.5, K = 2 unroll steps, n = 2 td steps, target value V = 2 everywhere.
+    agent = state_agent(unroll=2, td_steps=2, discount=0.5)
+    constant_target_value(agent, 2.0)
+    windows = [
+        window([0, 1, 2, 3, 4], [1, 1, 1, 1, 1]),  # the episode goes on past the window
+        window([0, 1, 2, 0, 0], [1, 1, 1, 0, 0], terminal_at=2),  # terminates at step 2
+        window([0, 1, 0, 0, 0], [1, 1, 0, 0, 0]),  # truncated at step 1 (time limit)
+    ]
+    batch = {key: np.stack([w[key] for w in windows]) for key in windows[0]}
+    tgt = agent.targets(batch)
+    # goes on: z0 = 1 + .5*2 + .25*V = 2.5; z1 = 2 + .5*3 + .25*V = 4; z2 = 3 + .5*4 + .25*V = 5.5
+    # terminates at 2: z0 = 1 + .5*2 = 2; z1 = 2; z2 = 0 (the terminal state is worth nothing)
+    # truncated at 1: z0 = 1 + .5*V = 2; z1 = V = 2; z2 does not exist (masked)
+    expected = torch.tensor([[2.5, 4.0, 5.5], [2.0, 2.0, 0.0], [2.0, 2.0, 0.0]])
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 1], [1, 1, 0]])
+    torch.testing.assert_close(tgt["value_mask"], mask)
+    torch.testing.assert_close(tgt["value"] * mask, expected, atol=2e-3, rtol=0)
+    torch.testing.assert_close(tgt["reward"][0], torch.tensor([0.0, 1.0, 2.0]))
+    # policy target at unroll step k is the search made at step k, while that step has a successor
+    torch.testing.assert_close(tgt["policy"][0, :, 0], torch.tensor([0.1, 0.2, 0.3]))
+    torch.testing.assert_close(tgt["policy_mask"], torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0]]))
+
+
+def test_pixel_and_continuous_action_shapes():
+    cfg = MuZeroConfig(latent=32, hidden=32, depth=4, simulations=4, action_bins=3)
+    agent = MuZeroAgent(cfg, observation_space("pixels", 64, 5), spaces.Box(-1, 1, (2,), np.float32), "cpu")
+    assert agent.actions == 9 and agent.grid.shape == (9, 2)  # 3 bins per dim, 2 dims
+    obs = {"pixels": np.zeros((4, 3, 64, 64), np.uint8), "is_first": np.ones(4, bool)}
+    action, _ = agent.act(obs, None, explore=True)
+    assert action.shape == (4, 2) and set(np.unique(action)) <= {-1.0, 0.0, 1.0}
+    assert agent.last_extras["search_policy"].shape == (4, 9)
+    np.testing.assert_allclose(agent.last_extras["search_policy"].sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(agent.action_index(agent.grid), np.arange(9))  # index <-> action round trip
+    assert agent.action_index(np.array([[0.9, -0.2]]))[0] == 7  # nearest grid point (1, 0)
+
+
+def test_too_many_discretised_actions_is_a_clear_error():
+    with pytest.raises(ValueError, match="action_bins"):
+        MuZeroAgent(MuZeroConfig(action_bins=5), observation_space("state", 64, 3), spaces.Box(-1, 1, (6,), np.float32), "cpu")
+
+
+def test_loss_falls_on_a_fixed_batch():
+    torch.manual_seed(0)
+    agent = state_agent(unroll=3, td_steps=3, batch_size=64)
+    rng = np.random.default_rng(0)
+    B, T = 64, 7
+    batch = {"state": rng.normal(size=(B, T, 3)).astype(np.float32), "action": rng.integers(0, 2, (B, T)),
+             "reward": rng.integers(0, 2, (B, T)).astype(np.float32), "is_terminal": np.zeros((B, T), bool),
+             "valid": np.ones((B, T), bool), "search_policy": np.full((B, T, 2), 0.5, np.float32)}
+    batch["search_policy"][..., 0] = rng.uniform(0, 1, (B, T))
+    batch["search_policy"][..., 1] = 1 - batch["search_policy"][..., 0]
+    first = agent.update(batch)["loss/total"]
+    for _ in range(60):
+        last = agent.update(batch)["loss/total"]
+    assert last < 0.7 * first
+
+
+def test_train_smoke_run_stores_search_policies(tmp_path):
+    cfg = load_config([ROOT / "configs/muzero/cartpole.yaml"], [
+        "train.env_steps=300", "train.eval_every=300", "train.eval_episodes=1", "train.checkpoint_every=150",
+        "agent.simulations=4", "agent.batch_size=16", f"run.root={tmp_path}", "run.name=mz", "run.progress=false"])
+    run_dir = train(cfg)
+    episode = load_episode(episode_files(run_dir / "replay")[0])
+    policy = episode["search_policy"]  # [L, 2]
+    assert policy.shape == (len(episode["reward"]), 2) and policy[0].sum() == 0  # nothing chose the first step
+    np.testing.assert_allclose(policy[1:].sum(-1), 1.0, rtol=1e-5)
+    evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
+    assert evals[-1]["env_steps"] == 300 and evals[-1]["grad_steps"] > 0

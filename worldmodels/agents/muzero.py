@@ -1,0 +1,232 @@
+"""MuZero: a latent model trained only to predict rewards, values and search policies, planned with batched MCTS.
+
+Dimension letters: N envs acting at once, B batch, T window (K + n + 1 steps), K unroll steps, A actions.
+
+Acting: one initial inference for the N envs, then a batched search over N trees (planning/mcts.py); the
+search policy and root value go to the replay beside the chosen action (``replay_extras``).
+Learning: windows of K + n + 1 steps from the shared replay ('unrolls'). From the first observation the model
+unrolls K steps with the replayed actions and is trained on, at every unroll step k,
+  reward   r_{t+k}                                     (steps 1..K)
+  value    n-step return z_{t+k} bootstrapped with the target network's value n steps later
+           (or at the episode's end: 0 after a termination, the last state's value after a truncation)
+  policy   the stored search policy at t+k
+as two-hot / categorical cross-entropies; gradients into the dynamics are halved at every step.
+Continuous action spaces are discretised: ``action_bins`` values per dimension, every combination one action.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldmodels.agents.base import Agent, BatchSpec, obs_to_torch, register
+from worldmodels.config import AgentConfig
+from worldmodels.envs import is_discrete
+from worldmodels.models.muzero import MuZeroNet
+from worldmodels.planning.mcts import Inference, MCTSConfig, search
+
+
+@dataclass
+class MuZeroConfig(AgentConfig):
+    name: str = "muzero"
+    batch_size: int = 256
+    """Windows per update."""
+    unroll: int = 5
+    """K: dynamics steps unrolled per window."""
+    td_steps: int = 10
+    """n: rewards summed before bootstrapping the value target."""
+    discount: float = 0.997
+    """Discount per decision."""
+    latent: int = 64
+    """Latent state size."""
+    hidden: int = 128
+    """Width of the MLPs."""
+    layers: int = 2
+    """Hidden layers of the representation and dynamics MLPs."""
+    depth: int = 16
+    """Conv channel multiplier for pixels."""
+    bins: int = 101
+    """Two-hot support bins of reward and value (symlog space -10..10)."""
+    lr: float = 3e-3
+    """Adam learning rate."""
+    weight_decay: float = 1e-4
+    """Adam weight decay (decoupled)."""
+    grad_clip: float = 10.0
+    """Gradient norm clip."""
+    value_weight: float = 0.25
+    """Weight of the value loss."""
+    target_every: int = 100
+    """Updates between copies of the network into the target network."""
+    simulations: int = 50
+    """MCTS simulations per decision."""
+    search: str = "gumbel"
+    """'gumbel' (sequential halving; strong with few simulations) or 'puct'."""
+    max_considered: int = 16
+    """Gumbel: root actions sampled."""
+    temperature: float = 1.0
+    """pUCT: visit-count temperature when exploring."""
+    action_bins: int = 5
+    """Continuous actions: values per action dimension (every combination is one discrete action)."""
+    search_threads: int = 1
+    """Torch threads during search (small batched calls: more threads only add overhead)."""
+
+
+@register("muzero", MuZeroConfig)
+class MuZeroAgent(Agent):
+    def __init__(self, cfg: MuZeroConfig, obs_space, action_space, device):
+        super().__init__(cfg, obs_space, action_space, device)
+        if is_discrete(action_space):
+            self.grid = None
+            self.actions = int(action_space.n)
+        else:
+            if cfg.action_bins < 2:
+                raise ValueError(f"agent.action_bins must be at least 2 for continuous actions, got {cfg.action_bins}")
+            values = np.linspace(-1.0, 1.0, cfg.action_bins, dtype=np.float32)
+            self.grid = np.array(list(itertools.product(values, repeat=action_space.shape[0])), np.float32)  # [A, dims]
+            self.actions = len(self.grid)
+            if self.actions > 1024:
+                raise ValueError(f"{cfg.action_bins} bins over {action_space.shape[0]} action dims make {self.actions} "
+                                 "discrete actions; lower agent.action_bins")
+        self.net = MuZeroNet(obs_space, self.actions, cfg.latent, cfg.hidden, cfg.bins, cfg.depth, cfg.layers).to(self.device)
+        self.target = copy.deepcopy(self.net).requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.mcts = MCTSConfig(num_simulations=cfg.simulations, discount=cfg.discount, method=cfg.search,
+                               max_considered=cfg.max_considered)
+        self.rng = np.random.default_rng(torch.initial_seed() % 2**32)  # the loop seeds torch per run
+        self.updates = 0
+        self.last_extras: dict[str, np.ndarray] = {}
+        self._cpu_net, self._cpu_net_version = None, -1
+
+    def batch_spec(self) -> BatchSpec:
+        return BatchSpec("unrolls", self.cfg.batch_size, self.cfg.unroll + self.cfg.td_steps + 1)
+
+    def replay_extras(self):
+        return {"search_policy": ((self.actions,), np.float32), "search_value": ((), np.float32)}
+
+    # -- acting ---------------------------------------------------------------------------------------------
+    def _recurrent(self, s: torch.Tensor, action: np.ndarray) -> Inference:
+        nxt = self.net.dynamics(s, torch.from_numpy(action))
+        scalars, logits = self.net.decode_scalars(nxt)
+        scalars = scalars.numpy()
+        return Inference(scalars[:, 0], scalars[:, 1], logits.double().numpy(), nxt)
+
+    def plan(self, obs: dict[str, np.ndarray], explore: bool):
+        """Batched search from N observations -> SearchResult (planning/mcts.py). Search runs on the CPU."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.cfg.search_threads)
+        try:
+            with torch.inference_mode():
+                net = self.search_net()
+                s = net.represent(obs_to_torch(obs, "cpu"))  # [N, L]
+                scalars, logits = net.decode_scalars(s)
+                root = Inference(np.zeros(len(s)), scalars[:, 1].numpy(), logits.double().numpy(), s)
+                return search(root, self._recurrent, self.mcts, self.rng, explore=explore, temperature=self.cfg.temperature)
+        finally:
+            torch.set_num_threads(threads)
+
+    def search_net(self) -> MuZeroNet:
+        """The network the search calls: the learner itself on CPU, else a CPU copy refreshed after updates
+        (small batched calls are faster on the CPU than a round trip to an accelerator)."""
+        if self.device.type == "cpu":
+            return self.net
+        if self._cpu_net is None or self._cpu_net_version != self.updates:
+            self._cpu_net = copy.deepcopy(self.net).cpu()
+            self._cpu_net_version = self.updates
+        return self._cpu_net
+
+    def act(self, obs, state, explore):
+        result = self.plan(obs, explore)
+        self.last_extras = {"search_policy": result.policy.astype(np.float32), "search_value": result.value.astype(np.float32)}
+        action = result.action if self.grid is None else self.grid[result.action]
+        return action, None
+
+    def action_index(self, action: np.ndarray) -> np.ndarray:
+        """Replayed env actions [...] or [..., dims] -> discrete action indices [...] (nearest grid point)."""
+        if self.grid is None:
+            return action.astype(np.int64)
+        return ((action[..., None, :] - self.grid) ** 2).sum(-1).argmin(-1)
+
+    # -- learning -------------------------------------------------------------------------------------------
+    def targets(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Value, reward and policy targets [B, K + 1] (+ masks) for windows [B, T] from the replay."""
+        cfg, dev = self.cfg, self.device
+        K, n = cfg.unroll, cfg.td_steps
+        valid = torch.as_tensor(batch["valid"], device=dev)  # [B, T]
+        reward = torch.as_tensor(batch["reward"], device=dev).float() * valid  # [B, T]
+        terminal = torch.as_tensor(batch["is_terminal"], device=dev) & valid  # [B, T]
+        B, T = valid.shape
+        last = valid.sum(-1) - 1  # [B] window index of the episode's last step (T - 1 if it goes on)
+        k = torch.arange(K + 1, device=dev)  # [K+1]
+        boot = torch.minimum(k[None] + n, last[:, None])  # [B, K+1] index bootstrapped from
+        j = torch.arange(T, device=dev)
+        # rewards r_{k+1} .. r_boot, discounted from step k
+        inside = (j[None, None] > k[None, :, None]) & (j[None, None] <= boot[:, :, None])  # [B, K+1, T]
+        power = (j[None, None] - k[None, :, None] - 1).clamp(min=0).float()
+        summed = (inside * cfg.discount ** power * reward[:, None]).sum(-1)  # [B, K+1]
+        with torch.no_grad():
+            obs = {key: torch.as_tensor(batch[key], device=dev) for key in ("pixels", "state") if key in batch}
+            picked = {key: v[torch.arange(B, device=dev)[:, None], boot] .flatten(0, 1) for key, v in obs.items()}
+            _, value_logits, _ = self.target.heads(self.target.represent(picked))
+            boot_value = self.net.support.decode(value_logits).view(B, K + 1)  # [B, K+1]
+        boot_alive = ~terminal.gather(1, boot)
+        value = summed + cfg.discount ** (boot - k[None]).float() * boot_alive * boot_value
+        value_mask = (k[None] <= last[:, None]).float()  # the observation exists
+        policy = torch.as_tensor(batch["search_policy"], device=dev)[:, 1 : K + 2]  # [B, K+1, A] chose action t+k+1
+        policy_mask = ((k[None] < last[:, None]) & (policy.sum(-1) > 0.5)).float()
+        return {
+            "value": value, "value_mask": value_mask,
+            "reward": reward[:, : K + 1], "reward_mask": value_mask,
+            "policy": policy, "policy_mask": policy_mask,
+        }
+
+    def update(self, batch: dict) -> dict[str, float]:
+        cfg, dev = self.cfg, self.device
+        K = cfg.unroll
+        tgt = self.targets(batch)
+        actions = torch.as_tensor(self.action_index(batch["action"]), device=dev)  # [B, T]
+        first = {key: torch.as_tensor(batch[key][:, 0], device=dev) for key in ("pixels", "state") if key in batch}
+        support = self.net.support
+        s = self.net.represent(first)  # [B, L]
+        losses = {"value": 0.0, "reward": 0.0, "policy": 0.0}
+        for k in range(K + 1):
+            if k > 0:
+                s = self.net.dynamics(s, actions[:, k])  # action k leads into observation k
+            reward_logits, value_logits, logits = self.net.heads(s)
+            if k > 0:
+                losses["reward"] = losses["reward"] + (support.loss(reward_logits, tgt["reward"][:, k]) * tgt["reward_mask"][:, k]).mean() / K
+            scale = 1.0 if k == 0 else 1.0 / K
+            losses["value"] = losses["value"] + scale * (support.loss(value_logits, tgt["value"][:, k]) * tgt["value_mask"][:, k]).mean()
+            policy_ce = -(tgt["policy"][:, k] * F.log_softmax(logits, -1)).sum(-1)
+            losses["policy"] = losses["policy"] + scale * (policy_ce * tgt["policy_mask"][:, k]).mean()
+            s = 0.5 * s + 0.5 * s.detach()  # halve the gradient that later steps send back through the dynamics
+        loss = cfg.value_weight * losses["value"] + losses["reward"] + losses["policy"]
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.updates += 1
+        if self.updates % cfg.target_every == 0:
+            self.target.load_state_dict(self.net.state_dict())
+        return {
+            "loss/total": loss.item(), **{f"loss/{name}": value.item() for name, value in losses.items()},
+            "train/grad_norm": grad_norm.item(),
+            "train/value_target": tgt["value"][:, 0].mean().item(),
+        }
+
+    # -- checkpointing --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict(),
+                "updates": self.updates, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.target.load_state_dict(state["target"])
+        self.opt.load_state_dict(state["opt"])
+        self.updates = state["updates"]
+        self.rng.bit_generator.state = state["rng"]
