@@ -40,6 +40,7 @@ class Agent:
         self.obs_space = obs_space
         self.action_space = action_space
         self.device = torch.device(device)
+        self.last_extras: dict[str, np.ndarray] = {}  # see replay_extras()
 
     def batch_spec(self) -> BatchSpec:
         raise NotImplementedError

@@ -100,7 +100,6 @@ class MuZeroAgent(Agent):
                                max_considered=cfg.max_considered)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)  # the loop seeds torch per run
         self.updates = 0
-        self.last_extras: dict[str, np.ndarray] = {}
         self._cpu_net, self._cpu_net_version = None, -1
 
     def batch_spec(self) -> BatchSpec:
@@ -110,9 +109,10 @@ class MuZeroAgent(Agent):
         return {"search_policy": ((self.actions,), np.float32), "search_value": ((), np.float32)}
 
     # -- acting ---------------------------------------------------------------------------------------------
-    def _recurrent(self, s: torch.Tensor, action: np.ndarray) -> Inference:
-        nxt = self.net.dynamics(s, torch.from_numpy(action))
-        scalars, logits = self.net.decode_scalars(nxt)
+    @staticmethod
+    def _recurrent(net: MuZeroNet, s: torch.Tensor, action: np.ndarray) -> Inference:
+        nxt = net.dynamics(s, torch.from_numpy(action))
+        scalars, logits = net.decode_scalars(nxt)
         scalars = scalars.numpy()
         return Inference(scalars[:, 0], scalars[:, 1], logits.double().numpy(), nxt)
 
@@ -126,7 +126,8 @@ class MuZeroAgent(Agent):
                 s = net.represent(obs_to_torch(obs, "cpu"))  # [N, L]
                 scalars, logits = net.decode_scalars(s)
                 root = Inference(np.zeros(len(s)), scalars[:, 1].numpy(), logits.double().numpy(), s)
-                return search(root, self._recurrent, self.mcts, self.rng, explore=explore, temperature=self.cfg.temperature)
+                recurrent = lambda s, action: self._recurrent(net, s, action)  # noqa: E731
+                return search(root, recurrent, self.mcts, self.rng, explore=explore, temperature=self.cfg.temperature)
         finally:
             torch.set_num_threads(threads)
 
@@ -171,7 +172,7 @@ class MuZeroAgent(Agent):
         summed = (inside * cfg.discount ** power * reward[:, None]).sum(-1)  # [B, K+1]
         with torch.no_grad():
             obs = {key: torch.as_tensor(batch[key], device=dev) for key in ("pixels", "state") if key in batch}
-            picked = {key: v[torch.arange(B, device=dev)[:, None], boot] .flatten(0, 1) for key, v in obs.items()}
+            picked = {key: v[torch.arange(B, device=dev)[:, None], boot].flatten(0, 1) for key, v in obs.items()}
             _, value_logits, _ = self.target.heads(self.target.represent(picked))
             boot_value = self.net.support.decode(value_logits).view(B, K + 1)  # [B, K+1]
         boot_alive = ~terminal.gather(1, boot)

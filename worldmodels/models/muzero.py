@@ -18,6 +18,7 @@ from torch import nn
 
 from worldmodels.nets.conv import ConvEncoder
 from worldmodels.nets.distributions import TwoHot
+from worldmodels.nets.mlp import mlp
 
 
 def scale_hidden(s: torch.Tensor) -> torch.Tensor:
@@ -27,14 +28,9 @@ def scale_hidden(s: torch.Tensor) -> torch.Tensor:
     return (s - low) / (high - low + 1e-5)
 
 
-def block(in_dim: int, hidden: int, out_dim: int, layers: int = 2) -> nn.Sequential:
-    """MLP with LayerNorm + ELU hidden layers."""
-    mods, width = [], in_dim
-    for _ in range(layers):
-        mods += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.ELU()]
-        width = hidden
-    mods.append(nn.Linear(width, out_dim))
-    return nn.Sequential(*mods)
+def block(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
+    """MLP with ``layers`` hidden layers of Linear + LayerNorm + ELU."""
+    return mlp(in_dim, (hidden,) * layers, out_dim, activation=nn.ELU, layer_norm=True)
 
 
 class MuZeroNet(nn.Module):

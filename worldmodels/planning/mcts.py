@@ -96,15 +96,18 @@ class Tree:
     reads one row per tree without chasing child pointers.
     """
 
-    def __init__(self, roots: int, nodes: int, actions: int, embedding: torch.Tensor):
+    def __init__(self, roots: int, nodes: int, actions: int, embedding: torch.Tensor, discount: float):
         self.ar = np.arange(roots)
+        self.discount = discount
+        steps = np.arange(nodes)
+        self.powers = np.triu(discount ** np.maximum(steps[None] - steps[:, None], 0))  # [S, S] discount^(j-l), j >= l
         self.scratch = nodes  # index of the slot that absorbs masked writes
         slots = nodes + 1
         self.visits = np.zeros((roots, slots), np.int64)
         self.value_sum = np.zeros((roots, slots))
         self.raw_value = np.zeros((roots, slots))  # network value estimate at expansion
         self.logits = np.zeros((roots, slots, actions))
-        self.prior = np.zeros((roots, slots, actions))  # softmax of logits
+        self.prior = np.zeros((roots, slots, actions))  # softmax of logits (pUCT: the root's carries the noise)
         self.children = np.full((roots, slots, actions), UNEXPANDED, np.int64)
         self.child_visits = np.zeros((roots, slots, actions), np.int64)
         self.child_value_sum = np.zeros((roots, slots, actions))
@@ -112,7 +115,6 @@ class Tree:
         self.embeddings = embedding.new_zeros((roots, slots) + tuple(embedding.shape[1:]))  # [R, S+1, ...]
         self.q_min = np.full(roots, np.inf)  # pUCT's min-max bounds over the tree's Q values
         self.q_max = np.full(roots, -np.inf)
-        self.powers = np.zeros((0, 0))  # [S, S] discount^(j - l) for j >= l, set by search()
 
     def expand(self, node: int, parent: np.ndarray | None, action: np.ndarray | None, out: Inference) -> None:
         """Write the network's output for node slot ``node`` of every tree, below (parent, action) [R]."""
@@ -124,22 +126,21 @@ class Tree:
             self.children[self.ar, parent, action] = node
             self.child_reward[self.ar, parent, action] = out.reward
 
-    def child_stats(self, node: np.ndarray, discount: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Children of ``node`` [R]: -> (visits [R, A], Q = r + discount * mean value [R, A], visited [R, A])."""
-        visits = self.child_visits[self.ar, node]
-        visited = visits > 0
-        q = self.child_reward[self.ar, node] + discount * self.child_value_sum[self.ar, node] / np.maximum(visits, 1)
-        return visits, np.where(visited, q, 0.0), visited
+    def edge_q(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Children of the first n nodes: -> (visits [R, n, A], Q = r + discount * mean value [R, n, A]; the Q of
+        an unvisited child is its reward alone, so callers mask it)."""
+        visits = self.child_visits[:, :n]
+        return visits, self.child_reward[:, :n] + self.discount * self.child_value_sum[:, :n] / np.maximum(visits, 1)
 
     def backup(self, path: np.ndarray, actions: np.ndarray, depth: np.ndarray, leaf: int, value: np.ndarray,
-               discount: float, track_bounds: bool) -> None:
+               track_bounds: bool) -> None:
         """Back the new leaves' values [R] up their paths in one pass over all levels.
 
         path [D, R]: node at each level above the leaf; actions [D, R]: the action taken there; depth [R]:
         levels in use per tree (deeper entries repeat the last one and are sent to the scratch slot). Each
         tree's path holds distinct nodes, so the scattered additions never collide outside the scratch slot.
         """
-        D = len(path)
+        D, discount = len(path), self.discount
         levels = np.arange(D)[:, None]
         live = levels < depth[None]  # [D, R]
         path = np.where(live, path, self.scratch)
@@ -166,9 +167,8 @@ def completed_q(tree: Tree, cfg: MCTSConfig, n: int) -> tuple[np.ndarray, np.nda
     Unvisited children get the mixed value (raw value mixed with the prior-weighted mean of visited Qs);
     the completed Qs are rescaled to [0, 1] among siblings, then sigma(q) = (c_visit + max N) c_scale q.
     """
-    visits = tree.child_visits[:, :n]
+    visits, q = tree.edge_q(n)
     visited = visits > 0
-    q = tree.child_reward[:, :n] + cfg.discount * tree.child_value_sum[:, :n] / np.maximum(visits, 1)
     total = visits.sum(-1)  # [R, n]
     weight = np.where(visited, tree.prior[:, :n], 0.0)
     weighted_q = (weight * q).sum(-1) / np.maximum(weight.sum(-1), 1e-12)
@@ -179,11 +179,11 @@ def completed_q(tree: Tree, cfg: MCTSConfig, n: int) -> tuple[np.ndarray, np.nda
     return (cfg.c_visit + visits.max(-1, keepdims=True)) * cfg.c_scale * scaled, visits
 
 
-def puct_scores(tree: Tree, prior: np.ndarray, cfg: MCTSConfig, n: int) -> np.ndarray:
+def puct_scores(tree: Tree, cfg: MCTSConfig, n: int) -> np.ndarray:
     """MuZero's pUCT score of the children of the first n nodes [R, n, A]; Q min-max normalised per tree
-    (bounds over every Q seen in it), 0 where unvisited. ``prior`` [R, n, A]."""
-    visits = tree.child_visits[:, :n]
-    q = tree.child_reward[:, :n] + cfg.discount * tree.child_value_sum[:, :n] / np.maximum(visits, 1)
+    (bounds over every Q seen in it), 0 where unvisited."""
+    visits, q = tree.edge_q(n)
+    prior = tree.prior[:, :n]
     span = tree.q_max - tree.q_min
     ok = (span > 0)[:, None, None]
     low = np.where(ok, tree.q_min[:, None, None], 0.0)
@@ -207,21 +207,18 @@ def search(root: Inference, recurrent_fn: RecurrentFn, cfg: MCTSConfig, rng: np.
     if not 0.0 < cfg.discount <= 1.0:
         raise ValueError(f"mcts discount must be in (0, 1], got {cfg.discount}")
     roots, actions = root.logits.shape
-    tree = Tree(roots, cfg.num_simulations + 1, actions, root.embedding)
+    tree = Tree(roots, cfg.num_simulations + 1, actions, root.embedding, cfg.discount)
     tree.expand(0, None, None, root)
     tree.visits[:, 0] = 1  # the root's own value counts as its first visit
     tree.value_sum[:, 0] = root.value
-    steps = np.arange(cfg.num_simulations + 1)
-    tree.powers = np.triu(cfg.discount ** np.maximum(steps[None] - steps[:, None], 0))
     ar, zero = tree.ar, np.zeros(roots, np.int64)
     puct = cfg.method == "puct"
 
     gumbel = np.zeros((roots, actions))
     if puct:
-        prior = tree.prior.copy()  # [R, S+1, A]; the root's row gets Dirichlet noise when exploring
-        if explore:
+        if explore:  # the root's prior is searched with Dirichlet noise
             noise = rng.dirichlet([cfg.dirichlet_alpha] * actions, size=roots)
-            prior[:, 0] = (1 - cfg.dirichlet_fraction) * prior[:, 0] + cfg.dirichlet_fraction * noise
+            tree.prior[:, 0] = (1 - cfg.dirichlet_fraction) * tree.prior[:, 0] + cfg.dirichlet_fraction * noise
     else:
         if explore:
             gumbel = rng.gumbel(size=(roots, actions))
@@ -229,8 +226,7 @@ def search(root: Inference, recurrent_fn: RecurrentFn, cfg: MCTSConfig, rng: np.
 
     for sim in range(cfg.num_simulations):
         if puct:
-            prior[:, sim] = tree.prior[:, sim] if sim > 0 else prior[:, 0]
-            best = puct_scores(tree, prior[:, : sim + 1], cfg, sim + 1).argmax(-1)  # [R, sim+1]
+            best = puct_scores(tree, cfg, sim + 1).argmax(-1)  # [R, sim+1]: the expanded nodes
             action = best[:, 0]
         else:
             sigma, visits = completed_q(tree, cfg, sim + 1)  # [R, sim+1, A]: the expanded nodes
@@ -252,9 +248,10 @@ def search(root: Inference, recurrent_fn: RecurrentFn, cfg: MCTSConfig, rng: np.
             active &= child != UNEXPANDED
         out = recurrent_fn(tree.embeddings[ar, node], action)
         tree.expand(sim + 1, node, action, out)
-        tree.backup(np.stack(path), np.stack(taken), depth, sim + 1, out.value, cfg.discount, track_bounds=puct)
+        tree.backup(np.stack(path), np.stack(taken), depth, sim + 1, out.value, track_bounds=puct)
 
-    visits, q, _ = tree.child_stats(zero, cfg.discount)
+    visits, q = (x[:, 0] for x in tree.edge_q(1))  # the root's children [R, A]
+    q = np.where(visits > 0, q, 0.0)
     value = tree.value_sum[:, 0] / tree.visits[:, 0]
     if puct:
         policy = visits / np.maximum(visits.sum(-1, keepdims=True), 1)

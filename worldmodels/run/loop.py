@@ -172,7 +172,7 @@ class Trainer:
                     action = random_actions(self.rng, self.action_space, n)
                 else:
                     action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state, explore=True)
-                    extras = getattr(self.agent, "last_extras", None)
+                    extras = self.agent.last_extras
                 obs, reward, terminated, truncated, infos = envs.step(action)
                 c.env_steps += n * repeat
                 c.agent_steps += n
