@@ -44,3 +44,14 @@ def test_int_widens_to_float_and_overrides_need_an_equals_sign():
 def test_missing_preset_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config([tmp_path / "nope.yaml"])
+
+
+def test_presets_include_other_presets_relative_to_themselves(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yaml").write_text("train:\n  env_steps: 500\n  seed: 3\nagent:\n  name: sac\n")
+    (tmp_path / "main.yaml").write_text("include: sub/base.yaml\ntrain:\n  seed: 7\n")
+    cfg = load_config([tmp_path / "main.yaml"], ["train.env_steps=900"])
+    assert (cfg.train.env_steps, cfg.train.seed, cfg.agent.name) == (900, 7, "sac")  # include < file < override
+    (tmp_path / "loop.yaml").write_text("include: [loop.yaml]\n")
+    with pytest.raises(ConfigError, match="includes loop.yaml, which includes it again"):
+        load_config([tmp_path / "loop.yaml"])

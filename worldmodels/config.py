@@ -246,7 +246,9 @@ def parse_override(text: str) -> dict[str, Any]:
     return nested
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A preset as a dict. ``include: other.yaml`` (or a list; paths relative to this file) merges those
+    presets first, then this file's own keys on top."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist (presets live in configs/, e.g. configs/default.yaml)")
@@ -256,7 +258,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of sections, got {type(data).__name__}")
-    return data
+    includes = data.pop("include", [])
+    merged: dict[str, Any] = {}
+    for name in [includes] if isinstance(includes, str) else includes:
+        included = (path.parent / name).resolve()
+        if included in _seen + (path.resolve(),):
+            raise ConfigError(f"Config file {path} includes {name}, which includes it again")
+        merged = _merge(merged, read_yaml(included, _seen + (path.resolve(),)))
+    return _merge(merged, data)
 
 
 def load_config(files: list[str | Path] = (), overrides: list[str] = ()) -> Config:
