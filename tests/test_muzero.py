@@ -113,3 +113,43 @@ def test_train_smoke_run_stores_search_policies(tmp_path):
     np.testing.assert_allclose(policy[1:].sum(-1), 1.0, rtol=1e-5)
     evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
     assert evals[-1]["env_steps"] == 300 and evals[-1]["grad_steps"] > 0
+
+
+def test_acting_and_training_stack_the_same_frames():
+    """Frame t's pixels are all t; acting's stack at step t and the replay window's stack at t agree."""
+    agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=16, depth=4, simulations=2, frame_stack=3),
+                        observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
+    assert agent.batch_spec().history == 2
+    frames = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones((1, 3, 64, 64), np.uint8)  # [L, C, H, W]
+    acting, state = [], None
+    for t in range(6):
+        _, state = agent.act({"pixels": frames[t : t + 1], "is_first": np.array([t == 0])}, state, explore=True)
+        acting.append(state[0, ::3, 0, 0])  # the value of each stacked frame, oldest first
+    np.testing.assert_array_equal(acting[0], [0, 0, 0])
+    np.testing.assert_array_equal(acting[4], [2, 3, 4])
+    # the replay hands 2 history steps in front, the first step repeated before the episode's start
+    replayed = frames[[0, 0, 0, 1, 2, 3, 4, 5]][None]  # [1, 2 + T, C, H, W]
+    batch = {"pixels": replayed, "valid": np.ones((1, 8), bool), "reward": np.zeros((1, 8), np.float32)}
+    stacked = agent.windows(batch)["pixels"]  # [1, T, 9, H, W]
+    assert stacked.shape == (1, 6, 9, 64, 64)
+    for t in range(6):
+        np.testing.assert_array_equal(stacked[0, t, ::3, 0, 0], acting[t])
+    # a new episode restarts the stack
+    _, state = agent.act({"pixels": frames[5:6], "is_first": np.array([True])}, state, explore=True)
+    np.testing.assert_array_equal(state[0, ::3, 0, 0], [5, 5, 5])
+
+
+def test_consistency_loss_pulls_imagined_latents_to_real_ones():
+    torch.manual_seed(0)
+    agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=32, depth=4, unroll=2, td_steps=2, frame_stack=2,
+                                     consistency_weight=2.0), observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
+    rng = np.random.default_rng(0)
+    B, T = 8, 1 + 5  # one history step + K + n + 1
+    batch = {"pixels": rng.integers(0, 255, (B, T, 3, 64, 64), dtype=np.uint8), "action": rng.integers(0, 2, (B, T)),
+             "reward": np.zeros((B, T), np.float32), "is_terminal": np.zeros((B, T), bool), "valid": np.ones((B, T), bool),
+             "search_policy": np.full((B, T, 2), 0.5, np.float32)}
+    first = agent.update(batch)["loss/consistency"]
+    assert -1.0 <= first <= 1.0  # minus a cosine similarity
+    for _ in range(25):
+        last = agent.update(batch)["loss/consistency"]
+    assert last < first - 0.2

@@ -134,3 +134,15 @@ def test_unroll_windows_start_anywhere_and_mask_past_the_episode_end():
     assert not batch["is_last"][:, 0].any(), "every window starts at a step with a successor"
     # starts are uniform over the 1 + 3 + 29 steps that have a successor
     np.testing.assert_allclose(np.bincount(episode, minlength=4)[1:] / 2000, [1 / 33, 3 / 33, 29 / 33], atol=0.02)
+
+
+def test_unroll_history_repeats_the_episodes_first_step():
+    store = filled_store([3, 20])
+    batch = store.sample_unrolls(500, 4, history=2)
+    state, valid = batch["state"][..., 0], batch["valid"]  # [B, 2 + T]
+    assert state.shape == (500, 6) and valid[:, :3].all()
+    step = state % 1000  # step index inside its episode
+    start = step[:, 2]  # where the window proper starts
+    np.testing.assert_array_equal(step[:, :2], np.maximum(start[:, None] + [-2, -1], 0))  # clamped at step 0
+    assert np.all(state // 1000 == (state[:, 2] // 1000)[:, None]), "the history never reads another episode"
+    assert (start == 0).any() and (start >= 2).any(), "both clamped and unclamped fronts were drawn"

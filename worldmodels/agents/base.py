@@ -24,12 +24,14 @@ from worldmodels.config import AGENT_CONFIGS, AgentConfig
 class BatchSpec:
     """What one update consumes: kind 'transitions' (B), 'sequences' (B, T), 'unrolls' (B, T windows from any
     step, padded past the episode's end with a ``valid`` mask: MuZero) or 'all' (every stored transition, for
-    models refitted on all data; the replay ratio then sets how often, e.g. 1 / episode length)."""
+    models refitted on all data; the replay ratio then sets how often, e.g. 1 / episode length).
+    ``history``: unrolls only, steps before each window's start put in front of it (frame stacking)."""
 
     kind: str
     batch_size: int
     seq_len: int = 0
     cross_episodes: bool = False
+    history: int = 0
 
 
 class Agent:

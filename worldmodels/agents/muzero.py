@@ -12,6 +12,11 @@ unrolls K steps with the replayed actions and is trained on, at every unroll ste
   policy   the stored search policy at t+k
 as two-hot / categorical cross-entropies; gradients into the dynamics are halved at every step.
 Continuous action spaces are discretised: ``action_bins`` values per dimension, every combination one action.
+
+From pixels (EfficientZero's additions): the representation sees the last ``frame_stack`` frames (one frame
+holds no velocities; acting keeps them in the agent state, the replay hands ``frame_stack - 1`` steps of
+history in front of each window), training observations are randomly shifted, and an optional
+self-supervised consistency loss pulls each imagined latent towards the latent of the real observation there.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from worldmodels.agents.base import Agent, BatchSpec, obs_to_torch, register
 from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
 from worldmodels.models.muzero import MuZeroNet
+from worldmodels.nets.conv import random_shift
 from worldmodels.planning.mcts import Inference, MCTSConfig, search
 
 
@@ -75,6 +81,12 @@ class MuZeroConfig(AgentConfig):
     """Continuous actions: values per action dimension (every combination is one discrete action)."""
     search_threads: int = 1
     """Torch threads during search (small batched calls: more threads only add overhead)."""
+    frame_stack: int = 3
+    """Pixels: frames the representation sees (the current one and the ones before it)."""
+    augment_pad: int = 4
+    """Pixels: random-shift padding of training observations (0: none)."""
+    consistency_weight: float = 0.0
+    """Weight of EfficientZero's consistency loss between imagined and real latents (0: off)."""
 
 
 @register("muzero", MuZeroConfig)
@@ -93,7 +105,11 @@ class MuZeroAgent(Agent):
             if self.actions > 1024:
                 raise ValueError(f"{cfg.action_bins} bins over {action_space.shape[0]} action dims make {self.actions} "
                                  "discrete actions; lower agent.action_bins")
-        self.net = MuZeroNet(obs_space, self.actions, cfg.latent, cfg.hidden, cfg.bins, cfg.depth, cfg.layers).to(self.device)
+        if cfg.frame_stack < 1:
+            raise ValueError(f"agent.frame_stack must be at least 1, got {cfg.frame_stack}")
+        self.frames = cfg.frame_stack if "pixels" in obs_space.spaces else 1
+        self.net = MuZeroNet(obs_space, self.actions, cfg.latent, cfg.hidden, cfg.bins, cfg.depth, cfg.layers,
+                             frames=self.frames).to(self.device)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.mcts = MCTSConfig(num_simulations=cfg.simulations, discount=cfg.discount, method=cfg.search,
@@ -103,7 +119,7 @@ class MuZeroAgent(Agent):
         self._cpu_net, self._cpu_net_version = None, -1
 
     def batch_spec(self) -> BatchSpec:
-        return BatchSpec("unrolls", self.cfg.batch_size, self.cfg.unroll + self.cfg.td_steps + 1)
+        return BatchSpec("unrolls", self.cfg.batch_size, self.cfg.unroll + self.cfg.td_steps + 1, history=self.frames - 1)
 
     def replay_extras(self):
         return {"search_policy": ((self.actions,), np.float32), "search_value": ((), np.float32)}
@@ -141,11 +157,25 @@ class MuZeroAgent(Agent):
             self._cpu_net_version = self.updates
         return self._cpu_net
 
+    def stack_frames(self, obs: dict, previous: np.ndarray | None) -> dict:
+        """Acting: put the newest frame [N, C, H, W] behind the previous stack [N, frames x C, H, W] (oldest
+        first); a first step (or no previous stack) repeats its frame."""
+        if self.frames == 1:
+            return obs
+        frame = obs["pixels"]
+        repeated = np.concatenate([frame] * self.frames, 1)  # [N, frames x C, H, W]
+        if previous is None or previous.shape != repeated.shape:
+            return {**obs, "pixels": repeated}
+        stacked = np.concatenate([previous[:, frame.shape[1] :], frame], 1)
+        stacked[obs["is_first"]] = repeated[obs["is_first"]]
+        return {**obs, "pixels": stacked}
+
     def act(self, obs, state, explore):
+        obs = self.stack_frames(obs, state)
         result = self.plan(obs, explore)
         self.last_extras = {"search_policy": result.policy.astype(np.float32), "search_value": result.value.astype(np.float32)}
         action = result.action if self.grid is None else self.grid[result.action]
-        return action, None
+        return action, obs.get("pixels") if self.frames > 1 else None
 
     def action_index(self, action: np.ndarray) -> np.ndarray:
         """Replayed env actions [...] or [..., dims] -> discrete action indices [...] (nearest grid point)."""
@@ -154,6 +184,25 @@ class MuZeroAgent(Agent):
         return ((action[..., None, :] - self.grid) ** 2).sum(-1).argmin(-1)
 
     # -- learning -------------------------------------------------------------------------------------------
+    def windows(self, batch: dict) -> dict:
+        """Replay windows [B, history + T, ...] -> [B, T, ...], pixels stacked to [B, T, frames x C, H, W]."""
+        history = self.frames - 1
+        if history == 0:
+            return batch
+        out = {key: value[:, history:] for key, value in batch.items()}
+        index = np.arange(out["valid"].shape[1])[:, None] + np.arange(self.frames)  # [T, frames]
+        pixels = batch["pixels"][:, index]  # [B, T, frames, C, H, W]
+        out["pixels"] = pixels.reshape(pixels.shape[:2] + (-1,) + pixels.shape[4:])
+        return out
+
+    def observations(self, batch: dict, steps: int) -> dict[str, torch.Tensor]:
+        """The first ``steps`` observations of each window as tensors [B, steps, ...], pixels randomly shifted."""
+        obs = {key: torch.as_tensor(batch[key][:, :steps], device=self.device) for key in ("pixels", "state") if key in batch}
+        if "pixels" in obs and self.cfg.augment_pad:
+            pixels = obs["pixels"]
+            obs["pixels"] = random_shift(pixels.flatten(0, 1).float(), self.cfg.augment_pad).view(pixels.shape)
+        return obs
+
     def targets(self, batch: dict) -> dict[str, torch.Tensor]:
         """Value, reward and policy targets [B, K + 1] (+ masks) for windows [B, T] from the replay."""
         cfg, dev = self.cfg, self.device
@@ -189,15 +238,24 @@ class MuZeroAgent(Agent):
     def update(self, batch: dict) -> dict[str, float]:
         cfg, dev = self.cfg, self.device
         K = cfg.unroll
+        batch = self.windows(batch)
         tgt = self.targets(batch)
         actions = torch.as_tensor(self.action_index(batch["action"]), device=dev)  # [B, T]
-        first = {key: torch.as_tensor(batch[key][:, 0], device=dev) for key in ("pixels", "state") if key in batch}
+        obs = self.observations(batch, K + 1)  # [B, K+1, ...]
         support = self.net.support
-        s = self.net.represent(first)  # [B, L]
+        s = self.net.represent({key: value[:, 0] for key, value in obs.items()})  # [B, L]
         losses = {"value": 0.0, "reward": 0.0, "policy": 0.0}
+        if cfg.consistency_weight:
+            with torch.no_grad():  # projections of the latents of the real observations 1..K: [B, K, F]
+                real = self.net.project(self.net.represent({key: value[:, 1:].flatten(0, 1) for key, value in obs.items()}))
+                real = real.view(s.shape[0], K, -1)
+            losses["consistency"] = 0.0
         for k in range(K + 1):
             if k > 0:
                 s = self.net.dynamics(s, actions[:, k])  # action k leads into observation k
+                if cfg.consistency_weight:
+                    similarity = F.cosine_similarity(self.net.predict_projection(self.net.project(s)), real[:, k - 1], dim=-1)
+                    losses["consistency"] = losses["consistency"] - (similarity * tgt["value_mask"][:, k]).mean() / K
             reward_logits, value_logits, logits = self.net.heads(s)
             if k > 0:
                 losses["reward"] = losses["reward"] + (support.loss(reward_logits, tgt["reward"][:, k]) * tgt["reward_mask"][:, k]).mean() / K
@@ -207,6 +265,8 @@ class MuZeroAgent(Agent):
             losses["policy"] = losses["policy"] + scale * (policy_ce * tgt["policy_mask"][:, k]).mean()
             s = 0.5 * s + 0.5 * s.detach()  # halve the gradient that later steps send back through the dynamics
         loss = cfg.value_weight * losses["value"] + losses["reward"] + losses["policy"]
+        if cfg.consistency_weight:
+            loss = loss + cfg.consistency_weight * losses["consistency"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)

@@ -8,6 +8,10 @@ Dimension letters: B batch, L latent size, A actions, K support bins.
 Hidden states are min-max scaled to [0, 1] per sample (MuZero appendix G), so the dynamics always sees the
 same range. Reward and value heads output logits over a two-hot symlog support (decoded to scalars inside the
 batched call, so the search sees plain numbers).
+
+For EfficientZero's self-supervised consistency loss, ``project`` maps a latent to a projection and
+``predict_projection`` predicts, from the projection of a latent the dynamics imagined, the projection of the
+latent the representation makes from the real observation there (SimSiam: the target side gets no gradient).
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ def block(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
 
 class MuZeroNet(nn.Module):
     def __init__(self, obs_space, actions: int, latent: int = 64, hidden: int = 128, bins: int = 101,
-                 depth: int = 16, layers: int = 2):
+                 depth: int = 16, layers: int = 2, frames: int = 1):
+        """``frames``: pixel frames stacked on the channel axis of the representation's input."""
         super().__init__()
         self.actions = actions
         self.has_pixels = "pixels" in obs_space.spaces
         if self.has_pixels:
-            size = obs_space["pixels"].shape[-1]
-            self.conv = ConvEncoder(size, (depth, 2 * depth, 4 * depth, 8 * depth))
+            channels, size = obs_space["pixels"].shape[0] * frames, obs_space["pixels"].shape[-1]
+            self.conv = ConvEncoder(size, (depth, 2 * depth, 4 * depth, 8 * depth), in_channels=channels)
             self.represent_net = block(self.conv.out_dim, hidden, latent, 1)
         else:
             self.represent_net = block(obs_space["state"].shape[0], hidden, latent, layers)
@@ -52,6 +57,8 @@ class MuZeroNet(nn.Module):
         nn.init.zeros_(self.heads_net[-1].weight)  # start at r = v = 0 and a uniform policy
         nn.init.zeros_(self.heads_net[-1].bias)
         self.support = TwoHot(bins, -10.0, 10.0)
+        self.project = block(latent, hidden, hidden, 1)
+        self.predict_projection = block(hidden, hidden, hidden, 1)
 
     def to(self, *args, **kwargs):
         out = super().to(*args, **kwargs)
@@ -59,7 +66,7 @@ class MuZeroNet(nn.Module):
         return out
 
     def represent(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """obs dict of [B, ...] tensors -> scaled latent [B, L]."""
+        """obs dict of [B, ...] tensors (pixels [B, 3 x frames, H, W]) -> scaled latent [B, L]."""
         x = self.conv(obs["pixels"]) if self.has_pixels else obs["state"].float()
         return scale_hidden(self.represent_net(x))
 

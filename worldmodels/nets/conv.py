@@ -1,4 +1,4 @@
-"""Convolutional encoder for [3, 64, 64] uint8 pixels, and random-shift augmentation.
+"""Convolutional encoder for [C, 64, 64] uint8 pixels (C = 3 per frame), and random-shift augmentation.
 
 Dimension letters: B batch, C channels, H height, W width.
 """
@@ -11,11 +11,12 @@ from torch import nn
 
 
 class ConvEncoder(nn.Module):
-    """Stride-2 4x4 convolutions (DreamerV3's layout): [B, 3, 64, 64] uint8 -> [B, out_dim] float."""
+    """Stride-2 4x4 convolutions (DreamerV3's layout): [B, C, 64, 64] uint8 -> [B, out_dim] float
+    (C = 3, or 3 x frames for stacked frames)."""
 
-    def __init__(self, size: int = 64, channels: tuple[int, ...] = (32, 64, 128, 256)):
+    def __init__(self, size: int = 64, channels: tuple[int, ...] = (32, 64, 128, 256), in_channels: int = 3):
         super().__init__()
-        layers, width, side = [], 3, size
+        layers, width, side = [], in_channels, size
         for out in channels:
             layers += [nn.Conv2d(width, out, 4, stride=2, padding=1), nn.GroupNorm(1, out), nn.SiLU()]
             width, side = out, side // 2
@@ -23,7 +24,7 @@ class ConvEncoder(nn.Module):
         self.out_dim = width * side * side
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.float() / 255.0 - 0.5  # [B, 3, H, W] in [-0.5, 0.5]
+        x = pixels.float() / 255.0 - 0.5  # [B, C, H, W] in [-0.5, 0.5]
         return self.net(x)  # [B, out_dim]
 
 

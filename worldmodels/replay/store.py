@@ -147,17 +147,20 @@ class ReplayStore:
             starts = self._sample_within_episodes(batch, length)  # [B]
         return self._gather(starts[:, None] + np.arange(length))  # [B, T, ...]
 
-    def sample_unrolls(self, batch: int, length: int) -> dict[str, np.ndarray]:
+    def sample_unrolls(self, batch: int, length: int, history: int = 0) -> dict[str, np.ndarray]:
         """Windows of ``length`` steps starting at any step that has a successor (MuZero's K-step unrolls with
-        n-step targets), every key [B, T, ...]. A window that runs past its episode's last step repeats that
-        step; ``valid`` [B, T] is False there, so the window never reads the next episode."""
+        n-step targets), every key [B, history + T, ...]. A window that runs past its episode's last step
+        repeats that step; ``valid`` is False there, so the window never reads the next episode. The
+        ``history`` steps in front (for frame stacking) repeat the episode's first step where they would
+        reach before it; ``valid`` is True on them."""
         if self.num_transitions == 0:
             raise ValueError("the replay holds no transitions yet")
         episode = self.rng.choice(len(self._lengths), size=batch, p=(self._lengths - 1) / self.num_transitions)  # [B]
         offset = np.floor(self.rng.random(batch) * (self._lengths[episode] - 1)).astype(np.int64)  # [B]
-        last = self._starts[episode] + self._lengths[episode] - 1  # [B] logical index of the episode's last step
-        wanted = (self._starts[episode] + offset)[:, None] + np.arange(length)  # [B, T]
-        out = self._gather(np.minimum(wanted, last[:, None]))
+        first = self._starts[episode]  # [B] logical index of the episode's first step
+        last = first + self._lengths[episode] - 1  # [B] logical index of the episode's last step
+        wanted = (first + offset - history)[:, None] + np.arange(history + length)  # [B, history + T]
+        out = self._gather(np.clip(wanted, first[:, None], last[:, None]))
         out["valid"] = wanted <= last[:, None]
         return out
 

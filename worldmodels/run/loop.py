@@ -90,7 +90,7 @@ def sample_batch(replay: ReplayStore, spec: BatchSpec) -> dict:
     if spec.kind == "transitions":
         return replay.sample_transitions(spec.batch_size)
     if spec.kind == "unrolls":
-        return replay.sample_unrolls(spec.batch_size, spec.seq_len)
+        return replay.sample_unrolls(spec.batch_size, spec.seq_len, spec.history)
     return replay.sample_sequences(spec.batch_size, spec.seq_len, spec.cross_episodes)
 
 
