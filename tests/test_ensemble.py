@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from worldmodels.envs.terminations import inverted_pendulum, termination_rule
 from worldmodels.models.ensemble import Ensemble, _members_step, fit_ensemble, particle_rollout
 from worldmodels.nets.mlp import EnsembleMLP
 
@@ -69,3 +70,19 @@ def test_particle_rollout_shapes_and_known_reward(propagation):
         particle_rollout(model, torch.zeros(1, 2), actions[:1], particles=7, propagation="ts_inf", reward_fn=lambda *x: x[0][:, 0])
     with pytest.raises(ValueError, match="learns no reward"):
         particle_rollout(model, torch.zeros(1, 2), actions[:1], particles=10)
+
+
+def test_a_known_termination_stops_the_rewards_after_the_step_that_ends_the_episode():
+    model = Ensemble(2, 1, members=2, hidden=(8,), probabilistic=False)
+    with torch.no_grad():  # every member moves the pole angle (state 1) by +0.1 per step
+        model.net.out.weight.zero_()
+        model.net.out.bias.zero_()
+        model.out_mean.copy_(torch.tensor([0.0, 0.1]))
+    actions = torch.zeros(1, 3, 5, 1)
+    out = particle_rollout(model, torch.zeros(1, 2), actions, particles=4, reward_fn=lambda s, a, s2: torch.ones(len(s)),
+                           done_fn=inverted_pendulum)
+    # angles after each step: 0.1, 0.2, 0.3 (> 0.2: ends, its reward still counts), 0.4, 0.5
+    torch.testing.assert_close(out.rewards, torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0]).expand(1, 3, 5))
+    assert inverted_pendulum(torch.tensor([[0.0, float("nan")], [0.0, -0.25], [9.0, 0.19]])).tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="agent.termination must be one of"):
+        termination_rule("hopper")

@@ -16,6 +16,7 @@ from torch import nn
 from worldmodels.agents.base import Agent, BatchSpec, register
 from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
+from worldmodels.envs.terminations import termination_rule
 from worldmodels.models.ensemble import Ensemble, fit_ensemble, particle_rollout
 from worldmodels.planning import cem, mppi, random_shooting, shift_plan
 
@@ -67,6 +68,8 @@ class PETSConfig(AgentConfig):
     """ts_inf, ts1 or expectation."""
     pessimism: float = 0.0
     """Return penalty per unit of particle reward std (r - lambda * sigma)."""
+    termination: str = "none"
+    """Known termination rule of the task for imagined rollouts: none or inverted_pendulum (envs/terminations.py)."""
     bf16: bool = True
     """Plan with bfloat16 matmuls (states accumulate in fp32): about 3x faster on CPUs with AMX or AVX512-BF16."""
 
@@ -82,6 +85,7 @@ class PETSAgent(Agent):
         self.state_dim, self.action_dim = obs_space["state"].shape[0], action_space.shape[0]
         self.model = Ensemble(self.state_dim, self.action_dim, cfg.members, cfg.hidden, cfg.probabilistic,
                               learn_reward=True, activation=ACTIVATIONS[cfg.activation]).to(self.device)
+        self.done_fn = termination_rule(cfg.termination)
         self.fitted = False
         self.generator = torch.Generator(device=self.device).manual_seed(0)
 
@@ -105,7 +109,8 @@ class PETSAgent(Agent):
         batch = states.shape[0]
 
         def rollout(actions):  # [B, N, H, A]
-            return particle_rollout(self.model, states, actions, cfg.particles, cfg.propagation, generator=self.generator)
+            return particle_rollout(self.model, states, actions, cfg.particles, cfg.propagation, done_fn=self.done_fn,
+                                    generator=self.generator)
 
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             return self._plan(rollout, batch, warm_start)

@@ -145,7 +145,7 @@ PROPAGATIONS = ("ts_inf", "ts1", "expectation")
 
 @torch.no_grad()
 def particle_rollout(model: Ensemble, start: torch.Tensor, actions: torch.Tensor, particles: int = 20,
-                     propagation: str = "ts_inf", reward_fn=None, generator=None):
+                     propagation: str = "ts_inf", reward_fn=None, done_fn=None, generator=None):
     """Propagate P particles per candidate through the ensemble (PETS).
 
     start [B, S], actions [B, N, H, A] -> Rollout(rewards [B, N, H] mean over particles, reward_std [B, N, H],
@@ -153,7 +153,8 @@ def particle_rollout(model: Ensemble, start: torch.Tensor, actions: torch.Tensor
     ts1: every step each particle picks a member at random (a fresh shuffle within its candidate);
     expectation: every particle moves by the mean of all members (deterministic).
     reward_fn(states [M, S], actions [M, A], next_states [M, S]) -> [M] when the reward is known, else the
-    ensemble's learned reward is used.
+    ensemble's learned reward is used. done_fn(next_states [M, S]) -> [M] bool ends a particle's episode: it
+    keeps the reward of the step that ended it and earns nothing after.
     """
     from worldmodels.planning.shooting import Rollout
 
@@ -166,6 +167,7 @@ def particle_rollout(model: Ensemble, start: torch.Tensor, actions: torch.Tensor
         raise ValueError("the ensemble learns no reward: pass reward_fn (the task's known reward)")
     b, n, horizon, _ = actions.shape
     state = start[:, None, None, :].expand(b, n, particles, start.shape[-1])  # [B, N, P, S]
+    alive = torch.ones(b, n, particles, dtype=torch.bool, device=start.device)  # [B, N, P]
     rewards = []
     for h in range(horizon):
         act = actions[:, :, None, h].expand(b, n, particles, actions.shape[-1])  # [B, N, P, A]
@@ -180,6 +182,9 @@ def particle_rollout(model: Ensemble, start: torch.Tensor, actions: torch.Tensor
                 state = state.gather(2, perm[..., None].expand_as(state))
             nxt, learned = _members_step(model, state, act, generator)
         r = reward_fn(state.reshape(-1, state.shape[-1]), act.reshape(-1, act.shape[-1]), nxt.reshape(-1, nxt.shape[-1])).reshape(b, n, particles) if reward_fn else learned
+        if done_fn is not None:
+            r = r * alive
+            alive = alive & ~done_fn(nxt.reshape(-1, nxt.shape[-1])).reshape(b, n, particles)
         rewards.append(r)
         state = nxt
     rewards = torch.stack(rewards, -1)  # [B, N, P, H]

@@ -1,0 +1,24 @@
+"""Known termination rules of tasks, for planners that imagine with a state model (PETS's particle rollouts).
+
+A rule maps next states [M, S] to done flags [M] bool, with the same observation layout as the env.
+Tasks without a rule never end inside an imagined rollout.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def inverted_pendulum(next_states: torch.Tensor) -> torch.Tensor:
+    """gym InvertedPendulum (v4, v5): the episode ends when the pole angle (observation 1) leaves +-0.2 rad or
+    a value is not finite."""
+    return ~torch.isfinite(next_states).all(-1) | (next_states[:, 1].abs() > 0.2)
+
+
+TERMINATIONS = {"none": None, "inverted_pendulum": inverted_pendulum}
+
+
+def termination_rule(name: str):
+    if name not in TERMINATIONS:
+        raise ValueError(f"agent.termination must be one of {sorted(TERMINATIONS)}, got {name!r}")
+    return TERMINATIONS[name]
