@@ -153,3 +153,20 @@ def test_consistency_loss_pulls_imagined_latents_to_real_ones():
     for _ in range(25):
         last = agent.update(batch)["loss/consistency"]
     assert last < first - 0.2
+
+
+def test_reanalysed_policy_targets_come_from_a_fresh_search():
+    torch.manual_seed(0)
+    agent = state_agent(unroll=2, td_steps=1, reanalyse=1.0)
+    rng = np.random.default_rng(0)
+    B, T = 3, 4
+    batch = {"state": rng.normal(size=(B, T, 3)).astype(np.float32), "action": rng.integers(0, 2, (B, T)),
+             "reward": np.zeros((B, T), np.float32), "is_terminal": np.zeros((B, T), bool),
+             "valid": np.array([[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]], bool),
+             "search_policy": np.zeros((B, T, 2), np.float32)}  # nothing stored (warm-up steps)
+    tgt = agent.targets(batch)
+    fresh = agent.plan({"state": batch["state"][:, :3].reshape(-1, 3)}, explore=False).policy.reshape(B, 3, 2)
+    torch.testing.assert_close(tgt["policy"], torch.as_tensor(fresh, dtype=torch.float32))
+    # every observation with a successor gets a target, even where acting stored none; the last one does not
+    np.testing.assert_array_equal(tgt["policy_mask"].numpy(), [[1, 1, 1], [1, 1, 1], [1, 0, 0]])
+    assert state_agent(unroll=2, td_steps=1).targets(batch)["policy_mask"].sum() == 0  # stored (none) without reanalysis

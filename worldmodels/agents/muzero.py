@@ -9,7 +9,7 @@ unrolls K steps with the replayed actions and is trained on, at every unroll ste
   reward   r_{t+k}                                     (steps 1..K)
   value    n-step return z_{t+k} bootstrapped with the target network's value n steps later
            (or at the episode's end: 0 after a termination, the last state's value after a truncation)
-  policy   the stored search policy at t+k
+  policy   the stored search policy at t+k (or, for a share ``reanalyse`` of the windows, a fresh search's)
 as two-hot / categorical cross-entropies; gradients into the dynamics are halved at every step.
 Continuous action spaces are discretised: ``action_bins`` values per dimension, every combination one action.
 
@@ -87,6 +87,9 @@ class MuZeroConfig(AgentConfig):
     """Pixels: random-shift padding of training observations (0: none)."""
     consistency_weight: float = 0.0
     """Weight of EfficientZero's consistency loss between imagined and real latents (0: off)."""
+    reanalyse: float = 0.0
+    """Share of replayed windows whose policy targets a fresh search with the latest network recomputes
+    (MuZero Reanalyze; 0: the search policies stored when acting). Costs one search of B x share x (K+1) roots."""
 
 
 @register("muzero", MuZeroConfig)
@@ -228,12 +231,30 @@ class MuZeroAgent(Agent):
         value = summed + cfg.discount ** (boot - k[None]).float() * boot_alive * boot_value
         value_mask = (k[None] <= last[:, None]).float()  # the observation exists
         policy = torch.as_tensor(batch["search_policy"], device=dev)[:, 1 : K + 2]  # [B, K+1, A] chose action t+k+1
-        policy_mask = ((k[None] < last[:, None]) & (policy.sum(-1) > 0.5)).float()
+        has_successor = k[None] < last[:, None]  # [B, K+1]
+        policy_mask = has_successor & (policy.sum(-1) > 0.5)  # warm-up steps stored no search policy
+        if cfg.reanalyse > 0:  # [B] windows whose policy targets a fresh search recomputes
+            redo = torch.as_tensor(self.rng.random(B) < cfg.reanalyse, device=dev)
+        if cfg.reanalyse > 0 and redo.any():
+            policy = policy.clone()
+            policy[redo] = self.reanalysed_policies(batch, redo.cpu().numpy())
+            policy_mask = torch.where(redo[:, None], has_successor, policy_mask)
+        policy_mask = policy_mask.float()
         return {
             "value": value, "value_mask": value_mask,
             "reward": reward[:, : K + 1], "reward_mask": value_mask,
             "policy": policy, "policy_mask": policy_mask,
         }
+
+    def reanalysed_policies(self, batch: dict, rows: np.ndarray) -> torch.Tensor:
+        """MuZero Reanalyze: a fresh search with the latest network from the observations 0..K of the chosen
+        windows (rows: [B] bool) -> policy targets [R, K+1, A]."""
+        K = self.cfg.unroll
+        obs = {key: batch[key][rows, : K + 1] for key in ("pixels", "state") if key in batch}  # [R, K+1, ...]
+        count = len(next(iter(obs.values())))
+        flat = {key: value.reshape((-1,) + value.shape[2:]) for key, value in obs.items()}  # [R * (K+1), ...]
+        policy = self.plan(flat, explore=False).policy  # [R * (K+1), A]
+        return torch.as_tensor(policy, dtype=torch.float32, device=self.device).view(count, K + 1, -1)
 
     def update(self, batch: dict) -> dict[str, float]:
         cfg, dev = self.cfg, self.device
