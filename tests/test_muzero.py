@@ -44,6 +44,13 @@ def window(rewards, valid, terminal_at=None, T=5, A=2):
             "is_terminal": terminal, "valid": np.asarray(valid, bool), "search_policy": policy}
 
 
+def random_windows(rng, B: int, T: int, obs: dict, policy=None) -> dict:
+    """Replay windows [B, T] with random actions, zero rewards, no terminations, all steps valid."""
+    return {**obs, "action": rng.integers(0, 2, (B, T)), "reward": np.zeros((B, T), np.float32),
+            "is_terminal": np.zeros((B, T), bool), "valid": np.ones((B, T), bool),
+            "search_policy": np.full((B, T, 2), 0.5, np.float32) if policy is None else policy}
+
+
 def test_value_targets_match_hand_computed_n_step_returns():
     # discount 0.5, K = 2 unroll steps, n = 2 td steps, target value V = 2 everywhere.
     agent = state_agent(unroll=2, td_steps=2, discount=0.5)
@@ -91,9 +98,8 @@ def test_loss_falls_on_a_fixed_batch():
     agent = state_agent(unroll=3, td_steps=3, batch_size=64)
     rng = np.random.default_rng(0)
     B, T = 64, 7
-    batch = {"state": rng.normal(size=(B, T, 3)).astype(np.float32), "action": rng.integers(0, 2, (B, T)),
-             "reward": rng.integers(0, 2, (B, T)).astype(np.float32), "is_terminal": np.zeros((B, T), bool),
-             "valid": np.ones((B, T), bool), "search_policy": np.full((B, T, 2), 0.5, np.float32)}
+    batch = random_windows(rng, B, T, {"state": rng.normal(size=(B, T, 3)).astype(np.float32)})
+    batch["reward"] = rng.integers(0, 2, (B, T)).astype(np.float32)
     batch["search_policy"][..., 0] = rng.uniform(0, 1, (B, T))
     batch["search_policy"][..., 1] = 1 - batch["search_policy"][..., 0]
     first = agent.update(batch)["loss/total"]
@@ -145,9 +151,7 @@ def test_consistency_loss_pulls_imagined_latents_to_real_ones():
                                      consistency_weight=2.0), observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
     rng = np.random.default_rng(0)
     B, T = 8, 1 + 5  # one history step + K + n + 1
-    batch = {"pixels": rng.integers(0, 255, (B, T, 3, 64, 64), dtype=np.uint8), "action": rng.integers(0, 2, (B, T)),
-             "reward": np.zeros((B, T), np.float32), "is_terminal": np.zeros((B, T), bool), "valid": np.ones((B, T), bool),
-             "search_policy": np.full((B, T, 2), 0.5, np.float32)}
+    batch = random_windows(rng, B, T, {"pixels": rng.integers(0, 255, (B, T, 3, 64, 64), dtype=np.uint8)})
     first = agent.update(batch)["loss/consistency"]
     assert -1.0 <= first <= 1.0  # minus a cosine similarity
     for _ in range(25):
@@ -160,10 +164,9 @@ def test_reanalysed_policy_targets_come_from_a_fresh_search():
     agent = state_agent(unroll=2, td_steps=1, reanalyse=1.0)
     rng = np.random.default_rng(0)
     B, T = 3, 4
-    batch = {"state": rng.normal(size=(B, T, 3)).astype(np.float32), "action": rng.integers(0, 2, (B, T)),
-             "reward": np.zeros((B, T), np.float32), "is_terminal": np.zeros((B, T), bool),
-             "valid": np.array([[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]], bool),
-             "search_policy": np.zeros((B, T, 2), np.float32)}  # nothing stored (warm-up steps)
+    batch = random_windows(rng, B, T, {"state": rng.normal(size=(B, T, 3)).astype(np.float32)},
+                           policy=np.zeros((B, T, 2), np.float32))  # nothing stored (warm-up steps)
+    batch["valid"][2, 2:] = False
     tgt = agent.targets(batch)
     fresh = agent.plan({"state": batch["state"][:, :3].reshape(-1, 3)}, explore=False).policy.reshape(B, 3, 2)
     torch.testing.assert_close(tgt["policy"], torch.as_tensor(fresh, dtype=torch.float32))
