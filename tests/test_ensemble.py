@@ -86,3 +86,8 @@ def test_a_known_termination_stops_the_rewards_after_the_step_that_ends_the_epis
     assert inverted_pendulum(torch.tensor([[0.0, float("nan")], [0.0, -0.25], [9.0, 0.19]])).tolist() == [True, True, False]
     with pytest.raises(ValueError, match="agent.termination must be one of"):
         termination_rule("hopper")
+
+
+def test_cartpole_termination_rule():
+    states = torch.tensor([[0.0, 9.0, 0.0, 9.0], [2.5, 0.0, 0.0, 0.0], [0.0, 0.0, -0.21, 0.0], [-2.3, 0.0, 0.2, 0.0]])
+    assert termination_rule("cartpole")(states).tolist() == [False, True, True, False]  # 12 degrees = 0.2094 rad

@@ -128,3 +128,35 @@ def test_fast_render_changes_pixels_not_shapes():
     fast = make_env("dmc:cartpole-swingup", obs="pixels", size=32, seed=0, fast_render=True)
     a, b = slow.reset(seed=0)[0]["pixels"], fast.reset(seed=0)[0]["pixels"]
     assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_continuous_cartpole_matches_gymnasiums_cartpole_at_full_force():
+    import gymnasium
+
+    ours = make_env("gym:worldmodels/CartPoleContinuous-v0", obs="state", seed=3)
+    theirs = gymnasium.make("CartPole-v1")
+    obs, _ = ours.reset(seed=3)
+    reference, _ = theirs.reset(seed=3)
+    np.testing.assert_allclose(obs["state"], reference)
+    for step in range(200):
+        push = step % 3 != 0  # right, right, left ...
+        obs, reward, terminated, truncated, _ = ours.step(np.array([1.0 if push else -1.0], np.float32))
+        reference, ref_reward, ref_terminated, _, _ = theirs.step(int(push))
+        np.testing.assert_allclose(obs["state"], reference, rtol=1e-5, atol=1e-6)
+        assert (reward, terminated) == (ref_reward, ref_terminated)
+        if terminated:
+            break
+    assert terminated, "an open-loop push pattern drops the pole"
+
+
+
+def test_continuous_cartpole_half_force_worked_example():
+    from worldmodels.envs.cartpole_continuous import ContinuousCartPole
+
+    env = ContinuousCartPole()
+    env.reset(seed=0)
+    env.state = np.zeros(4)
+    state, *_ = env.step(np.array([0.5]))  # 5 N from rest, upright pole
+    # temp = 5 / 1.1 = 4.5455; theta'' = -4.5455 / (0.5 * (4/3 - 0.1/1.1)) = -7.3171;
+    # x'' = 4.5455 + 0.05 * 7.3171 / 1.1 = 4.8781; one Euler step of 0.02 s moves only the velocities
+    np.testing.assert_allclose(state, [0.0, 0.097561, 0.0, -0.146341], atol=1e-6)

@@ -69,7 +69,8 @@ class PETSConfig(AgentConfig):
     pessimism: float = 0.0
     """Return penalty per unit of particle reward std (r - lambda * sigma)."""
     termination: str = "none"
-    """Known termination rule of the task for imagined rollouts: none or inverted_pendulum (envs/terminations.py)."""
+    """Known termination rule of the task for imagined rollouts: none, inverted_pendulum or cartpole
+    (envs/terminations.py)."""
     bf16: bool = True
     """Plan with bfloat16 matmuls (states accumulate in fp32): about 3x faster on CPUs with AMX or AVX512-BF16."""
 

@@ -21,6 +21,13 @@ SPEC_HELP = (
 )
 
 
+gymnasium.register(  # the task of mbrl-lib's PETS example (envs/cartpole_continuous.py)
+    id="worldmodels/CartPoleContinuous-v0",
+    entry_point="worldmodels.envs.cartpole_continuous:ContinuousCartPole",
+    max_episode_steps=200,
+)
+
+
 class EnvSpecError(ValueError):
     """An env spec that names no known environment."""
 

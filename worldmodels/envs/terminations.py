@@ -6,6 +6,8 @@ Tasks without a rule never end inside an imagined rollout.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -15,7 +17,13 @@ def inverted_pendulum(next_states: torch.Tensor) -> torch.Tensor:
     return ~torch.isfinite(next_states).all(-1) | (next_states[:, 1].abs() > 0.2)
 
 
-TERMINATIONS = {"none": None, "inverted_pendulum": inverted_pendulum}
+def cartpole(next_states: torch.Tensor) -> torch.Tensor:
+    """Classic cart-pole (gym:CartPole, gym:worldmodels/CartPoleContinuous-v0): the episode ends when the cart
+    leaves +-2.4 (observation 0) or the pole leaves +-12 degrees (observation 2)."""
+    return (next_states[:, 0].abs() > 2.4) | (next_states[:, 2].abs() > 12 * 2 * math.pi / 360)
+
+
+TERMINATIONS = {"none": None, "inverted_pendulum": inverted_pendulum, "cartpole": cartpole}
 
 
 def termination_rule(name: str):
