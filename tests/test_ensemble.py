@@ -84,7 +84,7 @@ def test_a_known_termination_stops_the_rewards_after_the_step_that_ends_the_epis
     # angles after each step: 0.1, 0.2, 0.3 (> 0.2: ends, its reward still counts), 0.4, 0.5
     torch.testing.assert_close(out.rewards, torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0]).expand(1, 3, 5))
     assert inverted_pendulum(torch.tensor([[0.0, float("nan")], [0.0, -0.25], [9.0, 0.19]])).tolist() == [True, True, False]
-    with pytest.raises(ValueError, match="agent.termination must be one of"):
+    with pytest.raises(ValueError, match="agent.termination must be .learned. or one of"):
         termination_rule("hopper")
 
 

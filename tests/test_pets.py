@@ -65,3 +65,32 @@ def test_pets_swings_pendulum_up_within_five_episodes(tmp_path):
     cfg = load_config([ROOT / "configs/pets/pendulum.yaml"], ["train.env_steps=1000", "run.progress=false", f"run.root={tmp_path}", "run.name=pets"])
     run_dir = train(cfg)
     assert json.loads((run_dir / "evals.jsonl").read_text().splitlines()[-1])["mean"] > -300
+
+
+def test_learned_termination_keeps_the_planner_away_from_the_edge():
+    """Reward 1 per step alive; the episode ends when |s'| > 1.8. Only the learned termination tells the
+    planner that drifting outward loses the reward."""
+    torch.manual_seed(0)
+    batch = point_mass_batch(4000)
+    s2 = batch["next_obs"]["state"][:, 0]
+    batch["reward"], batch["terminated"] = np.ones_like(s2), np.abs(s2) > 1.8
+    agent = small_agent(termination="learned")
+    metrics = agent.update(batch)
+    assert np.isfinite(metrics["loss/termination"])
+    probe = torch.linspace(-2, 2, 81)[:, None]
+    predicted = agent.terminator(probe)
+    assert (predicted == (probe[:, 0].abs() > 1.8)).float().mean() > 0.95
+    obs = {"state": np.array([[1.7], [-1.7]], np.float32), "is_first": np.ones(2, bool)}
+    action, _ = agent.act(obs, None, explore=False)
+    assert action[0, 0] < 0 and action[1, 0] > 0  # inward, away from the end
+    restored = small_agent(termination="learned")
+    restored.load_state_dict(agent.state_dict())
+    assert torch.equal(restored.terminator(probe), predicted)
+
+
+def test_a_termination_classifier_that_saw_no_ending_never_ends_episodes():
+    from worldmodels.models.termination import TerminationClassifier
+
+    classifier = TerminationClassifier(2)
+    assert np.isnan(classifier.fit(torch.randn(50, 2), torch.zeros(50, dtype=torch.bool)))
+    assert not classifier(torch.randn(10, 2)).any()

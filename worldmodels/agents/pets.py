@@ -18,6 +18,7 @@ from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
 from worldmodels.envs.terminations import termination_rule
 from worldmodels.models.ensemble import Ensemble, fit_ensemble, particle_rollout
+from worldmodels.models.termination import TerminationClassifier
 from worldmodels.planning import cem, mppi, random_shooting, shift_plan
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
@@ -69,8 +70,8 @@ class PETSConfig(AgentConfig):
     pessimism: float = 0.0
     """Return penalty per unit of particle reward std (r - lambda * sigma)."""
     termination: str = "none"
-    """Known termination rule of the task for imagined rollouts: none, inverted_pendulum or cartpole
-    (envs/terminations.py)."""
+    """Termination rule for imagined rollouts: none, a task's known rule (inverted_pendulum, cartpole:
+    envs/terminations.py) or learned (a classifier on next states, refitted with the model)."""
     bf16: bool = True
     """Plan with bfloat16 matmuls (states accumulate in fp32): about 3x faster on CPUs with AMX or AVX512-BF16."""
 
@@ -86,7 +87,8 @@ class PETSAgent(Agent):
         self.state_dim, self.action_dim = obs_space["state"].shape[0], action_space.shape[0]
         self.model = Ensemble(self.state_dim, self.action_dim, cfg.members, cfg.hidden, cfg.probabilistic,
                               learn_reward=True, activation=ACTIVATIONS[cfg.activation]).to(self.device)
-        self.done_fn = termination_rule(cfg.termination)
+        self.terminator = TerminationClassifier(self.state_dim).to(self.device) if cfg.termination == "learned" else None
+        self.done_fn = self.terminator or termination_rule(cfg.termination)
         self.fitted = False
         self.generator = torch.Generator(device=self.device).manual_seed(0)
 
@@ -101,7 +103,11 @@ class PETSAgent(Agent):
                              batch_size=cfg.fit_batch, lr=cfg.lr, weight_decay=cfg.weight_decay,
                              holdout_ratio=cfg.holdout_ratio, patience=cfg.patience, generator=torch.Generator().manual_seed(len(s)))
         self.fitted = True
-        return {"loss/model_train": stats["train_loss"], "loss/model_holdout_mse": stats["holdout_mse"], "train/model_data": float(len(s))}
+        metrics = {"loss/model_train": stats["train_loss"], "loss/model_holdout_mse": stats["holdout_mse"], "train/model_data": float(len(s))}
+        if self.terminator is not None:
+            done = torch.as_tensor(batch["terminated"], device=self.device)
+            metrics["loss/termination"] = self.terminator.fit(s2, done, generator=torch.Generator().manual_seed(len(s)))
+        return metrics
 
     @torch.no_grad()
     def plan(self, states: torch.Tensor, warm_start: torch.Tensor | None) -> torch.Tensor:
@@ -140,8 +146,13 @@ class PETSAgent(Agent):
         return plan[:, 0].cpu().numpy(), plan
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "fitted": self.fitted}
+        out = {"model": self.model.state_dict(), "fitted": self.fitted}
+        if self.terminator is not None:
+            out["terminator"] = self.terminator.state_dict()
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.fitted = state["fitted"]
+        if self.terminator is not None:
+            self.terminator.load_state_dict(state["terminator"])

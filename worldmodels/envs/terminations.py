@@ -28,5 +28,5 @@ TERMINATIONS = {"none": None, "inverted_pendulum": inverted_pendulum, "cartpole"
 
 def termination_rule(name: str):
     if name not in TERMINATIONS:
-        raise ValueError(f"agent.termination must be one of {sorted(TERMINATIONS)}, got {name!r}")
+        raise ValueError(f"agent.termination must be 'learned' or one of {sorted(TERMINATIONS)}, got {name!r}")
     return TERMINATIONS[name]
