@@ -233,12 +233,11 @@ class MuZeroAgent(Agent):
         policy = torch.as_tensor(batch["search_policy"], device=dev)[:, 1 : K + 2]  # [B, K+1, A] chose action t+k+1
         has_successor = k[None] < last[:, None]  # [B, K+1]
         policy_mask = has_successor & (policy.sum(-1) > 0.5)  # warm-up steps stored no search policy
-        if cfg.reanalyse > 0:  # [B] windows whose policy targets a fresh search recomputes
-            redo = torch.as_tensor(self.rng.random(B) < cfg.reanalyse, device=dev)
-        if cfg.reanalyse > 0 and redo.any():
-            policy = policy.clone()
-            policy[redo] = self.reanalysed_policies(batch, redo.cpu().numpy())
-            policy_mask = torch.where(redo[:, None], has_successor, policy_mask)
+        redo = self.rng.random(B) < cfg.reanalyse if cfg.reanalyse > 0 else np.zeros(B, bool)  # [B] windows to redo
+        if redo.any():  # their policy targets come from a fresh search
+            policy, rows = policy.clone(), torch.as_tensor(redo, device=dev)
+            policy[rows] = self.reanalysed_policies(batch, redo)
+            policy_mask = torch.where(rows[:, None], has_successor, policy_mask)
         policy_mask = policy_mask.float()
         return {
             "value": value, "value_mask": value_mask,
