@@ -168,7 +168,10 @@ class ReplayStore:
         """(obs, action, reward, next_obs, terminated), each [B, ...]; obs and next_obs are dicts of obs keys."""
         if self.num_transitions == 0:
             raise ValueError("the replay holds no transitions yet")
-        now = self._sample_within_episodes(batch, 2)  # [B]
+        return self._transitions_from(self._sample_within_episodes(batch, 2))
+
+    def _transitions_from(self, now: np.ndarray) -> dict[str, np.ndarray]:
+        """Logical step indices [B] (none the last of its episode) -> the transitions that start there."""
         current, following = self._gather(now), self._gather(now + 1)
         obs_keys = [k for k in OBS_KEYS if k in current]
         return {
@@ -186,16 +189,7 @@ class ReplayStore:
         offsets = np.arange(self._size)  # [steps held], logical offsets from the oldest step
         logical = self._head - self._size + offsets
         valid = ~self._data["is_last"][logical % self.capacity]  # a transition starts at every step but the last
-        now = logical[valid]
-        current, following = self._gather(now), self._gather(now + 1)
-        obs_keys = [k for k in OBS_KEYS if k in current]
-        return {
-            "obs": {k: current[k] for k in obs_keys},
-            "action": following["action"],
-            "reward": following["reward"],
-            "next_obs": {k: following[k] for k in obs_keys},
-            "terminated": following["is_terminal"],
-        }
+        return self._transitions_from(logical[valid])
 
     # -- checkpointing ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
