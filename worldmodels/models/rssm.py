@@ -76,10 +76,11 @@ class ImageDecoder(nn.Module):
             layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.GroupNorm(1, b), nn.SiLU()]
         layers.append(nn.ConvTranspose2d(self.channels[-1], 3, 4, stride=2, padding=1))
         self.net = nn.Sequential(*layers)
+        self.to(memory_format=torch.channels_last)  # NHWC, like the encoder
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         x = self.inp(feat).reshape(-1, self.channels[0], self.side, self.side)
-        return self.net(x)  # [N, 3, H, W]
+        return self.net(x.contiguous(memory_format=torch.channels_last))  # [N, 3, H, W] (stored NHWC)
 
 
 class WorldModel(nn.Module):
