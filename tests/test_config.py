@@ -55,3 +55,12 @@ def test_presets_include_other_presets_relative_to_themselves(tmp_path):
     (tmp_path / "loop.yaml").write_text("include: [loop.yaml]\n")
     with pytest.raises(ConfigError, match="includes loop.yaml, which includes it again"):
         load_config([tmp_path / "loop.yaml"])
+
+
+def test_the_main_job_is_dreamer_from_pixels_on_cartpole_swingup():
+    from pathlib import Path
+
+    cfg = load_config([Path(__file__).resolve().parents[1] / "configs" / "default.yaml"])
+    assert (cfg.agent.name, cfg.env.spec, cfg.env.obs, cfg.env.size, cfg.env.action_repeat) == (
+        "dreamer", "dmc:cartpole-swingup", "pixels", 64, 2)
+    assert not cfg.env.fast_render, "the main job renders dm_control's standard pixels"
