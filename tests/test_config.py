@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from worldmodels.config import ConfigError, load_config, parse_override
@@ -58,8 +60,6 @@ def test_presets_include_other_presets_relative_to_themselves(tmp_path):
 
 
 def test_the_main_job_is_dreamer_from_pixels_on_cartpole_swingup():
-    from pathlib import Path
-
     cfg = load_config([Path(__file__).resolve().parents[1] / "configs" / "default.yaml"])
     assert (cfg.agent.name, cfg.env.spec, cfg.env.obs, cfg.env.size, cfg.env.action_repeat) == (
         "dreamer", "dmc:cartpole-swingup", "pixels", 64, 2)
