@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from worldmodels.analysis.benchmark import plot_curves, read_rows, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +79,22 @@ def test_speed_probes_time_updates_and_decisions():
     assert update["median_s"] > 0 and update["parameters"] > 0
     pets = load_config([ROOT / "configs" / "pets" / "pendulum.yaml"], ["agent.population=20", "agent.particles=5", "agent.horizon=3", "agent.iterations=1", "agent.hidden=[16]"])
     assert act_seconds(pets, repeats=2, batch=2)["median_s"] > 0
+
+
+def test_update_probe_builds_muzero_unroll_windows_with_frame_history():
+    from worldmodels.agents import build_agent
+    from worldmodels.analysis.update_speed import synthetic_batch
+    from worldmodels.config import load_config
+    from worldmodels.envs import make_env
+
+    cfg = load_config([ROOT / "configs" / "muzero" / "cartpole_swingup.yaml"], ["env.size=16", "agent.batch_size=2"])
+    env = make_env(cfg.env.spec, obs=cfg.env.obs, size=cfg.env.size, seed=0)
+    agent = build_agent(cfg.agent, env.observation_space, env.action_space, "cpu")
+    env.close()
+    spec = agent.batch_spec()
+    batch = synthetic_batch(spec, env.observation_space, env.action_space, np.random.default_rng(0), agent.replay_extras())
+    T = cfg.agent.unroll + cfg.agent.td_steps + 1
+    assert batch["pixels"].shape == (2, 2 + T, 3, 16, 16)  # two frames of history in front of each window
+    np.testing.assert_allclose(batch["search_policy"].sum(-1), 1.0, rtol=1e-6)
+    metrics = agent.update(batch)
+    assert np.isfinite(metrics["loss/total"])

@@ -12,8 +12,15 @@ from worldmodels.config import Config
 from worldmodels.envs import is_discrete, make_env
 
 
-def synthetic_batch(spec, obs_space, action_space, rng: np.random.Generator) -> dict:
-    lead = (spec.batch_size, spec.seq_len) if spec.kind == "sequences" else (spec.batch_size,)
+def synthetic_batch(spec, obs_space, action_space, rng: np.random.Generator, extras: dict | None = None) -> dict:
+    """Random data shaped like the replay's batch for ``spec``; ``extras`` ({name: (shape, dtype)}, the agent's
+    replay_extras) are filled with uniform values that sum to 1 along their last axis (search policies)."""
+    if spec.kind == "sequences":
+        lead = (spec.batch_size, spec.seq_len)
+    elif spec.kind == "unrolls":
+        lead = (spec.batch_size, spec.history + spec.seq_len)
+    else:
+        lead = (spec.batch_size,)
 
     def obs():
         out = {}
@@ -32,7 +39,11 @@ def synthetic_batch(spec, obs_space, action_space, rng: np.random.Generator) -> 
         return {"obs": obs(), "next_obs": obs(), "action": action, "reward": reward, "terminated": np.zeros(lead, bool)}
     first = np.zeros(lead, bool)
     first[:, 0] = True
-    return {**obs(), "action": action, "reward": reward, "is_first": first, "is_last": np.zeros(lead, bool), "is_terminal": np.zeros(lead, bool)}
+    batch = {**obs(), "action": action, "reward": reward, "is_first": first, "is_last": np.zeros(lead, bool),
+             "is_terminal": np.zeros(lead, bool), "valid": np.ones(lead, bool)}
+    for name, (shape, dtype) in (extras or {}).items():
+        batch[name] = np.full(lead + shape, 1.0 / shape[-1] if shape else 0.0, dtype)
+    return batch
 
 
 def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
@@ -42,7 +53,8 @@ def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
     env = make_env(cfg.env.spec, obs=cfg.env.obs, size=cfg.env.size, seed=0)
     agent = build_agent(cfg.agent, env.observation_space, env.action_space, "cpu" if cfg.train.device == "auto" else cfg.train.device)
     env.close()
-    batch = synthetic_batch(agent.batch_spec(), env.observation_space, env.action_space, np.random.default_rng(0))
+    batch = synthetic_batch(agent.batch_spec(), env.observation_space, env.action_space, np.random.default_rng(0),
+                            agent.replay_extras())
     for _ in range(warmup):
         agent.update(batch)
     times = []
