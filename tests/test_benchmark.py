@@ -82,17 +82,12 @@ def test_speed_probes_time_updates_and_decisions():
 
 
 def test_update_probe_builds_muzero_unroll_windows_with_frame_history():
-    from worldmodels.agents import build_agent
-    from worldmodels.analysis.update_speed import synthetic_batch
+    from worldmodels.analysis.update_speed import agent_batch, probe_agent
     from worldmodels.config import load_config
-    from worldmodels.envs import make_env
 
     cfg = load_config([ROOT / "configs" / "muzero" / "cartpole_swingup.yaml"], ["env.size=16", "agent.batch_size=2"])
-    env = make_env(cfg.env.spec, obs=cfg.env.obs, size=cfg.env.size, seed=0)
-    agent = build_agent(cfg.agent, env.observation_space, env.action_space, "cpu")
-    env.close()
-    spec = agent.batch_spec()
-    batch = synthetic_batch(spec, env.observation_space, env.action_space, np.random.default_rng(0), agent.replay_extras())
+    agent, _ = probe_agent(cfg)
+    batch = agent_batch(agent, np.random.default_rng(0))
     T = cfg.agent.unroll + cfg.agent.td_steps + 1
     assert batch["pixels"].shape == (2, 2 + T, 3, 16, 16)  # two frames of history in front of each window
     np.testing.assert_allclose(batch["search_policy"].sum(-1), 1.0, rtol=1e-6)

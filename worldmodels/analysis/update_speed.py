@@ -46,15 +46,26 @@ def synthetic_batch(spec, obs_space, action_space, rng: np.random.Generator, ext
     return batch
 
 
-def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
-    """Median seconds per agent.update over ``repeats`` timed calls, and the parameter count."""
+def agent_batch(agent, rng: np.random.Generator) -> dict:
+    """A synthetic batch of the shape ``agent.update`` consumes (its batch spec and replay extras)."""
+    return synthetic_batch(agent.batch_spec(), agent.obs_space, agent.action_space, rng, agent.replay_extras())
+
+
+def probe_agent(cfg: Config):
+    """An untrained agent for the config (torch threads set as training would) and the env's first observation."""
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     env = make_env(cfg.env.spec, obs=cfg.env.obs, size=cfg.env.size, seed=0)
     agent = build_agent(cfg.agent, env.observation_space, env.action_space, "cpu" if cfg.train.device == "auto" else cfg.train.device)
+    first, _ = env.reset(seed=0)
     env.close()
-    batch = synthetic_batch(agent.batch_spec(), env.observation_space, env.action_space, np.random.default_rng(0),
-                            agent.replay_extras())
+    return agent, first
+
+
+def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
+    """Median seconds per agent.update over ``repeats`` timed calls, and the parameter count."""
+    agent, _ = probe_agent(cfg)
+    batch = agent_batch(agent, np.random.default_rng(0))
     for _ in range(warmup):
         agent.update(batch)
     times = []
@@ -70,12 +81,7 @@ def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
 
 def act_seconds(cfg: Config, repeats: int = 5, batch: int = 1) -> dict:
     """Median seconds per agent.act decision for ``batch`` envs (planning agents plan on an untrained model)."""
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    env = make_env(cfg.env.spec, obs=cfg.env.obs, size=cfg.env.size, seed=0)
-    agent = build_agent(cfg.agent, env.observation_space, env.action_space, "cpu" if cfg.train.device == "auto" else cfg.train.device)
-    first, _ = env.reset(seed=0)
-    env.close()
+    agent, first = probe_agent(cfg)
     if hasattr(agent, "fitted"):
         agent.fitted = True  # time the planner, not the random warm-up policy
     obs = {k: np.repeat(v[None], batch, 0) for k, v in first.items()}
