@@ -211,6 +211,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.{key}: must not be negative, got {getattr(cfg.train, key)}")
     if cfg.train.replay_ratio < 0:
         raise ConfigError(f"train.replay_ratio: must not be negative, got {cfg.train.replay_ratio}")
+    bf16 = getattr(cfg.agent, "bf16", "auto")
+    if not isinstance(bf16, bool) and bf16 != "auto":
+        raise ConfigError(f"agent.bf16: expected true, false or auto, got {bf16!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from worldmodels.config import AgentConfig
 from worldmodels.envs import action_dim, is_discrete
 from worldmodels.models.rssm import RSSMState, WorldModel, head
 from worldmodels.nets.distributions import TwoHot, straight_through_onehot, unimix_logits
+from worldmodels.nets.precision import autocast, use_bf16
 
 
 @dataclass
@@ -73,8 +74,9 @@ class DreamerConfig(AgentConfig):
     """Imagination starts per update (0: every posterior state of the batch, B * T)."""
     unimix: float = 0.01
     """Uniform mix of latent and discrete-action categoricals."""
-    bf16: bool = True
-    """bfloat16 autocast for world-model and imagination compute (about 1.8x faster on CPU; fp32 parameters)."""
+    bf16: bool | str = "auto"
+    """bfloat16 autocast for world-model and imagination compute (fp32 parameters): true, false or auto (where
+    the device computes bfloat16 natively: CUDA, CPUs with AMX or AVX512-BF16; 1.7x faster updates with AMX)."""
 
 
 class Actor(nn.Module):
@@ -141,6 +143,7 @@ class DreamerAgent(Agent):
         self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=cfg.model_lr, eps=1e-8)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, eps=1e-5)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, eps=1e-5)
+        self.bf16 = use_bf16(cfg.bf16, self.device)
         self.return_range = torch.ones((), device=self.device)  # EMA of P95 - P5 of imagined returns
 
     def batch_spec(self) -> BatchSpec:
@@ -175,7 +178,7 @@ class DreamerAgent(Agent):
         return out
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+        return autocast(self.bf16, self.device)
 
     def update(self, batch: dict) -> dict[str, float]:
         data = self._to_torch(batch)
