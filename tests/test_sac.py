@@ -85,3 +85,18 @@ def test_random_shift_moves_images_by_whole_pixels_within_the_pad():
     centre = shifted[:, 0, 1, 1]  # pixel (1,1) moves to one of its 3x3 neighbours
     neighbours = {float(image[0, 0, i, j]) for i in range(3) for j in range(3)}
     assert set(centre.round().tolist()) <= neighbours and len(set(centre.tolist())) > 1
+
+
+def test_random_shift_is_a_replicate_padded_crop_and_keeps_uint8():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8)
+    shifted = random_shift(images, pad=2)
+    assert shifted.dtype == torch.uint8 and shifted.shape == images.shape
+    padded = torch.nn.functional.pad(images.float(), (2,) * 4, mode="replicate")  # [B, C, 12, 12]
+    crops = {(dy, dx): padded[:, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)}
+    offsets = set()
+    for b in range(len(images)):  # every image is exactly one of the 25 crops
+        match = [key for key, crop in crops.items() if torch.equal(crop[b], shifted[b].float())]
+        assert match, f"image {b} is no crop of its padded original"
+        offsets.add(match[0])
+    assert len(offsets) > 5  # offsets differ per image

@@ -203,7 +203,7 @@ class MuZeroAgent(Agent):
         obs = {key: torch.as_tensor(batch[key][:, :steps], device=self.device) for key in ("pixels", "state") if key in batch}
         if "pixels" in obs and self.cfg.augment_pad:
             pixels = obs["pixels"]
-            obs["pixels"] = random_shift(pixels.flatten(0, 1).float(), self.cfg.augment_pad).view(pixels.shape)
+            obs["pixels"] = random_shift(pixels.flatten(0, 1), self.cfg.augment_pad).view(pixels.shape)  # uint8
         return obs
 
     def targets(self, batch: dict) -> dict[str, torch.Tensor]:

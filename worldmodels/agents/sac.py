@@ -129,7 +129,7 @@ class SACAgent(Agent):
     def _prepare(self, obs: dict[str, np.ndarray], augment: bool) -> dict[str, torch.Tensor]:
         obs = obs_to_torch(obs, self.device)
         if "pixels" in obs and augment:
-            obs["pixels"] = random_shift(obs["pixels"].float(), self.cfg.augment_pad)
+            obs["pixels"] = random_shift(obs["pixels"], self.cfg.augment_pad)
         return obs
 
     @torch.no_grad()

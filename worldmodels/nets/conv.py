@@ -6,7 +6,6 @@ Dimension letters: B batch, C channels, H height, W width.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,23 +24,24 @@ class ConvEncoder(nn.Module):
         self.to(memory_format=torch.channels_last)  # NHWC: oneDNN's fast bf16 layout (about 1.4x at S on CPU)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.float() / 255.0 - 0.5  # [B, C, H, W] in [-0.5, 0.5]
-        return self.net(x.contiguous(memory_format=torch.channels_last))  # [B, out_dim]
+        # uint8 (or float 0..255) [B, C, H, W] -> float in [-0.5, 0.5], channels-last: one layout change on the
+        # 1-byte pixels, one conversion, and the scaling in place on that fresh copy
+        x = pixels.contiguous(memory_format=torch.channels_last).to(torch.float32, copy=True)
+        return self.net(x.mul_(1.0 / 255.0).sub_(0.5))  # [B, out_dim]
 
 
 def random_shift(pixels: torch.Tensor, pad: int) -> torch.Tensor:
     """DrQ's augmentation: replicate-pad by ``pad`` pixels, then crop back at a random offset per image.
 
-    One grid_sample call for the whole batch: [B, C, H, W] float -> [B, C, H, W].
+    Integer shifts are a gather of clamped indices, so any dtype works (uint8 pixels stay uint8) and nothing is
+    interpolated: [B, C, H, W] -> [B, C, H, W].
     """
     if pad == 0:
         return pixels
-    batch, _, height, width = pixels.shape
-    assert height == width, "random_shift expects square images"
-    padded = F.pad(pixels, (pad,) * 4, mode="replicate")  # [B, C, H+2p, W+2p]
-    eps = 1.0 / (height + 2 * pad)
-    line = torch.linspace(-1.0 + eps, 1.0 - eps, height + 2 * pad, device=pixels.device)[:height]
-    grid_x = line.unsqueeze(0).expand(height, height)  # [H, W]
-    base = torch.stack([grid_x, grid_x.t()], dim=-1).unsqueeze(0)  # [1, H, W, 2]
-    shift = torch.randint(0, 2 * pad + 1, (batch, 1, 1, 2), device=pixels.device) * (2.0 * eps)  # [B, 1, 1, 2]
-    return F.grid_sample(padded, base + shift, padding_mode="zeros", align_corners=False)
+    batch, channels, height, width = pixels.shape
+    shift = torch.randint(-pad, pad + 1, (batch, 2), device=pixels.device)  # [B, 2] (rows, columns)
+    rows = (torch.arange(height, device=pixels.device) + shift[:, :1]).clamp(0, height - 1)  # [B, H]
+    cols = (torch.arange(width, device=pixels.device) + shift[:, 1:]).clamp(0, width - 1)  # [B, W]
+    index = (rows[:, :, None] * width + cols[:, None, :]).view(batch, 1, height * width)  # [B, 1, H*W]
+    flat = pixels.reshape(batch, channels, height * width)
+    return flat.gather(2, index.expand(-1, channels, -1)).view(batch, channels, height, width)
