@@ -173,3 +173,41 @@ def test_reanalysed_policy_targets_come_from_a_fresh_search():
     # every observation with a successor gets a target, even where acting stored none; the last one does not
     np.testing.assert_array_equal(tgt["policy_mask"].numpy(), [[1, 1, 1], [1, 1, 1], [1, 0, 0]])
     assert state_agent(unroll=2, td_steps=1).targets(batch)["policy_mask"].sum() == 0  # stored (none) without reanalysis
+
+
+def test_bootstrap_values_are_cached_per_step_and_target_generation():
+    torch.manual_seed(0)
+    agent = state_agent(unroll=2, td_steps=2, target_every=10)
+    rng = np.random.default_rng(0)
+    B, T = 16, 5
+    states = rng.normal(size=(40, 3)).astype(np.float32)  # 40 replay steps; windows read them by step id
+    step_id = rng.integers(0, 40, (B, T))
+    batch = random_windows(rng, B, T, {"state": states[step_id]})
+    batch["reward"] = rng.normal(size=(B, T)).astype(np.float32)
+    uncached = agent.targets({k: v for k, v in batch.items()})["value"]  # no step_id: every step evaluated
+    calls = []
+    original = agent.target.represent
+    agent.target.represent = lambda obs: calls.append(len(obs["state"])) or original(obs)
+    first = agent.targets({**batch, "step_id": step_id})["value"]
+    boot = np.minimum(np.arange(3)[None] + 2, 4)  # [1, K+1] bootstrap index of each unroll step
+    assert calls == [len(np.unique(step_id[:, boot[0]]))]  # each distinct bootstrap step evaluated once
+    again = agent.targets({**batch, "step_id": step_id})["value"]
+    assert len(calls) == 1  # every value came from the cache
+    torch.testing.assert_close(first, uncached)
+    torch.testing.assert_close(again, uncached)
+    agent.updates = 10  # the next target-network generation: values are evaluated afresh
+    agent.targets({**batch, "step_id": step_id})
+    assert len(calls) == 2
+
+
+def test_step_cache_hits_only_its_own_step_and_version():
+    from worldmodels.replay.step_cache import StepCache
+
+    cache = StepCache(size=8)
+    cache.store(np.array([3, 5, -1]), 0, np.array([1.5, 2.5, 9.0], np.float32))
+    values, hit = cache.lookup(np.array([3, 5, 11, -1, 4]), 0)  # 11 shares 3's slot; -1 is never cached
+    np.testing.assert_array_equal(hit, [True, True, False, False, False])
+    np.testing.assert_array_equal(values[:2], [1.5, 2.5])
+    assert not cache.lookup(np.array([3]), 1)[1].any()  # another version
+    cache.clear()
+    assert not cache.lookup(np.array([3]), 0)[1].any()

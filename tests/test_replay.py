@@ -132,6 +132,11 @@ def test_unroll_windows_start_anywhere_and_mask_past_the_episode_end():
     steps = np.diff(state, axis=1)
     assert np.all(steps[valid[:, 1:]] == 1.0) and np.all(steps[~valid[:, 1:]] == 0.0)
     assert not batch["is_last"][:, 0].any(), "every window starts at a step with a successor"
+    # step ids name the step read: the same id always holds the same step, masked steps repeat the last id
+    ids, first, inverse = np.unique(batch["step_id"], return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(state.ravel()[first][inverse.ravel()], state.ravel())  # one id, one step
+    assert np.unique(state.ravel()[first]).size == ids.size  # one step, one id
+    assert np.all((np.diff(batch["step_id"], axis=1) == 1) == valid[:, 1:])
     # starts are uniform over the 1 + 3 + 29 steps that have a successor
     np.testing.assert_allclose(np.bincount(episode, minlength=4)[1:] / 2000, [1 / 33, 3 / 33, 29 / 33], atol=0.02)
 

@@ -36,6 +36,7 @@ from worldmodels.envs import is_discrete
 from worldmodels.models.muzero import MuZeroNet
 from worldmodels.nets.conv import random_shift
 from worldmodels.planning.mcts import Inference, MCTSConfig, search
+from worldmodels.replay.step_cache import StepCache
 
 
 @dataclass
@@ -119,6 +120,8 @@ class MuZeroAgent(Agent):
                                max_considered=cfg.max_considered)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)  # the loop seeds torch per run
         self.updates = 0
+        self.value_cache = StepCache()  # target-network values per replay step (see bootstrap_values)
+        self.metrics: dict[str, float] = {}  # extra scalars of the last update
         self._cpu_net, self._cpu_net_version = None, -1
 
     def batch_spec(self) -> BatchSpec:
@@ -222,11 +225,7 @@ class MuZeroAgent(Agent):
         inside = (j[None, None] > k[None, :, None]) & (j[None, None] <= boot[:, :, None])  # [B, K+1, T]
         power = (j[None, None] - k[None, :, None] - 1).clamp(min=0).float()
         summed = (inside * cfg.discount ** power * reward[:, None]).sum(-1)  # [B, K+1]
-        with torch.no_grad():
-            obs = {key: torch.as_tensor(batch[key], device=dev) for key in ("pixels", "state") if key in batch}
-            picked = {key: v[torch.arange(B, device=dev)[:, None], boot].flatten(0, 1) for key, v in obs.items()}
-            _, value_logits, _ = self.target.heads(self.target.represent(picked))
-            boot_value = self.net.support.decode(value_logits).view(B, K + 1)  # [B, K+1]
+        boot_value = self.bootstrap_values(batch, boot)  # [B, K+1]
         boot_alive = ~terminal.gather(1, boot)
         value = summed + cfg.discount ** (boot - k[None]).float() * boot_alive * boot_value
         value_mask = (k[None] <= last[:, None]).float()  # the observation exists
@@ -244,6 +243,31 @@ class MuZeroAgent(Agent):
             "reward": reward[:, : K + 1], "reward_mask": value_mask,
             "policy": policy, "policy_mask": policy_mask,
         }
+
+    def bootstrap_values(self, batch: dict, boot: torch.Tensor) -> torch.Tensor:
+        """The target network's values at window steps boot [B, K+1] -> [B, K+1]. The target network changes
+        only every target_every updates, so values are cached per replay step for its current generation and
+        each step is evaluated once per generation (distinct steps only), not every time a window draws it."""
+        generation = self.updates // self.cfg.target_every
+        index = boot.cpu().numpy()
+        rows = np.arange(len(index))[:, None]
+        step_id = batch["step_id"][rows, index] if "step_id" in batch else np.full(index.shape, -1)  # [B, K+1]
+        values, hit = self.value_cache.lookup(step_id, generation)
+        values = values.copy()
+        self.metrics["train/value_cache_hits"] = float(hit.mean())
+        if not hit.all():
+            b, j = np.nonzero(~hit)
+            ids, first, inverse = np.unique(step_id[b, j], return_index=True, return_inverse=True)
+            if ids[0] < 0:  # uncacheable steps (no step_id): evaluate each one
+                first, inverse = np.arange(len(b)), np.arange(len(b))
+            b, j = b[first], j[first]
+            obs = {key: torch.as_tensor(batch[key][b, index[b, j]], device=self.device) for key in ("pixels", "state") if key in batch}
+            with torch.no_grad():
+                _, value_logits, _ = self.target.heads(self.target.represent(obs))
+                fresh = self.net.support.decode(value_logits).float().cpu().numpy()  # [M]
+            self.value_cache.store(step_id[b, j], generation, fresh)
+            values[~hit] = fresh[inverse]
+        return torch.as_tensor(values, device=self.device)
 
     def reanalysed_policies(self, batch: dict, rows: np.ndarray) -> torch.Tensor:
         """MuZero Reanalyze: a fresh search with the latest network from the observations 0..K of the chosen
@@ -298,6 +322,7 @@ class MuZeroAgent(Agent):
             "loss/total": loss.item(), **{f"loss/{name}": value.item() for name, value in losses.items()},
             "train/grad_norm": grad_norm.item(),
             "train/value_target": tgt["value"][:, 0].mean().item(),
+            **self.metrics,
         }
 
     # -- checkpointing --------------------------------------------------------------------------------------
@@ -310,4 +335,5 @@ class MuZeroAgent(Agent):
         self.target.load_state_dict(state["target"])
         self.opt.load_state_dict(state["opt"])
         self.updates = state["updates"]
+        self.value_cache.clear()  # its values came from the target network that was just replaced
         self.rng.bit_generator.state = state["rng"]

@@ -152,7 +152,8 @@ class ReplayStore:
         n-step targets), every key [B, history + T, ...]. A window that runs past its episode's last step
         repeats that step; ``valid`` is False there, so the window never reads the next episode. The
         ``history`` steps in front (for frame stacking) repeat the episode's first step where they would
-        reach before it; ``valid`` is True on them."""
+        reach before it; ``valid`` is True on them. ``step_id`` [B, history + T] is each read step's logical
+        index, unique to that step for the store's lifetime (a key for caches of per-step values)."""
         if self.num_transitions == 0:
             raise ValueError("the replay holds no transitions yet")
         episode = self.rng.choice(len(self._lengths), size=batch, p=(self._lengths - 1) / self.num_transitions)  # [B]
@@ -160,8 +161,10 @@ class ReplayStore:
         first = self._starts[episode]  # [B] logical index of the episode's first step
         last = first + self._lengths[episode] - 1  # [B] logical index of the episode's last step
         wanted = (first + offset - history)[:, None] + np.arange(history + length)  # [B, history + T]
-        out = self._gather(np.clip(wanted, first[:, None], last[:, None]))
+        read = np.clip(wanted, first[:, None], last[:, None])
+        out = self._gather(read)
         out["valid"] = wanted <= last[:, None]
+        out["step_id"] = read
         return out
 
     def sample_transitions(self, batch: int) -> dict[str, np.ndarray]:
