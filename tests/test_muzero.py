@@ -136,10 +136,13 @@ def test_acting_and_training_stack_the_same_frames():
     # the replay hands 2 history steps in front, the first step repeated before the episode's start
     replayed = frames[[0, 0, 0, 1, 2, 3, 4, 5]][None]  # [1, 2 + T, C, H, W]
     batch = {"pixels": replayed, "valid": np.ones((1, 8), bool), "reward": np.zeros((1, 8), np.float32)}
-    stacked = agent.windows(batch)["pixels"]  # [1, T, 9, H, W]
+    windows = agent.windows(batch)
+    assert windows["valid"].shape == (1, 6)  # the history is cut off every key but the replayed frames
+    stacked = agent.obs_at(windows, np.zeros((1, 6), np.int64), np.arange(6)[None])["pixels"].numpy()  # [1, T, 9, H, W]
     assert stacked.shape == (1, 6, 9, 64, 64)
     for t in range(6):
         np.testing.assert_array_equal(stacked[0, t, ::3, 0, 0], acting[t])
+        np.testing.assert_array_equal(stacked[0, t, ::3, 5, 7], acting[t])  # every pixel of the stack
     # a new episode restarts the stack
     _, state = agent.act({"pixels": frames[5:6], "is_first": np.array([True])}, state, explore=True)
     np.testing.assert_array_equal(state[0, ::3, 0, 0], [5, 5, 5])
@@ -211,3 +214,39 @@ def test_step_cache_hits_only_its_own_step_and_version():
     assert not cache.lookup(np.array([3]), 1)[1].any()  # another version
     cache.clear()
     assert not cache.lookup(np.array([3]), 0)[1].any()
+
+
+def test_obs_at_stacks_the_replayed_frames_oldest_first_in_channels_last_memory():
+    agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=16, depth=4, frame_stack=3),
+                        observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (4, 2 + 6, 3, 64, 64), dtype=np.uint8)  # [B, history + T, C, H, W]
+    windows = agent.windows({"pixels": frames, "valid": np.ones((4, 8), bool)})
+    rows, steps = np.array([[0, 3], [2, 1]]), np.array([[0, 5], [4, 2]])
+    stack = agent.obs_at(windows, rows, steps)["pixels"]  # [2, 2, 9, H, W]
+    assert stack.shape == (2, 2, 9, 64, 64)
+    for i, j in np.ndindex(rows.shape):
+        b, t = rows[i, j], steps[i, j]
+        expected = np.concatenate([frames[b, t], frames[b, t + 1], frames[b, t + 2]])  # window step t is frame t + 2
+        np.testing.assert_array_equal(stack[i, j].numpy(), expected)
+    assert stack.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_consistency_uses_the_drawn_unroll_steps_only():
+    torch.manual_seed(0)
+    agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=32, depth=4, unroll=3, td_steps=2, frame_stack=1,
+                                     consistency_weight=1.0, consistency_steps=2),
+                        observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
+    rng = np.random.default_rng(0)
+    B, T = 8, 6
+    batch = agent.windows(random_windows(rng, B, T, {"pixels": rng.integers(0, 255, (B, T, 3, 64, 64), dtype=np.uint8)}))
+    seen = []
+    original = agent.net.represent
+    agent.net.represent = lambda obs: seen.append(len(obs["pixels"])) or original(obs)
+    real, weight = agent.consistency_targets(batch)
+    assert seen == [B * 2] and real.shape == (B, 3, 32)
+    np.testing.assert_allclose(weight.sum(-1).numpy(), 1.0)
+    assert ((weight > 0).sum(-1) == 2).all() and ((real.abs().sum(-1) > 0) == (weight > 0)).all()
+    agent.cfg.consistency_steps = 0  # all K steps, equal weights
+    _, weight = agent.consistency_targets(batch)
+    np.testing.assert_allclose(weight.numpy(), 1 / 3)

@@ -90,8 +90,12 @@ def test_random_shift_moves_images_by_whole_pixels_within_the_pad():
 def test_random_shift_is_a_replicate_padded_crop_and_keeps_uint8():
     torch.manual_seed(0)
     images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8)
+    torch.manual_seed(0)
     shifted = random_shift(images, pad=2)
     assert shifted.dtype == torch.uint8 and shifted.shape == images.shape
+    torch.manual_seed(0)  # the same shifts on the channels-last layout give the same images, in that layout
+    nhwc = random_shift(images.contiguous(memory_format=torch.channels_last), pad=2)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, shifted)
     padded = torch.nn.functional.pad(images.float(), (2,) * 4, mode="replicate")  # [B, C, 12, 12]
     crops = {(dy, dx): padded[:, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)}
     offsets = set()

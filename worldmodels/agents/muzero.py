@@ -88,6 +88,9 @@ class MuZeroConfig(AgentConfig):
     """Pixels: random-shift padding of training observations (0: none)."""
     consistency_weight: float = 0.0
     """Weight of EfficientZero's consistency loss between imagined and real latents (0: off)."""
+    consistency_steps: int = 0
+    """Unroll steps per window, drawn at random, that get the consistency loss (0: all K). Each costs a
+    representation call per window, the largest part of a pixel update; fewer steps estimate the same loss."""
     reanalyse: float = 0.0
     """Share of replayed windows whose policy targets a fresh search with the latest network recomputes
     (MuZero Reanalyze; 0: the search policies stored when acting). Costs one search of B x share x (K+1) roots."""
@@ -191,22 +194,34 @@ class MuZeroAgent(Agent):
 
     # -- learning -------------------------------------------------------------------------------------------
     def windows(self, batch: dict) -> dict:
-        """Replay windows [B, history + T, ...] -> [B, T, ...], pixels stacked to [B, T, frames x C, H, W]."""
+        """Replay windows [B, history + T, ...] -> [B, T, ...]. Pixels stay as they were replayed, under
+        ``frames`` [B, history + T, C, H, W]: ``obs_at`` stacks only the steps an update reads."""
         history = self.frames - 1
-        if history == 0:
-            return batch
-        out = {key: value[:, history:] for key, value in batch.items()}
-        index = np.arange(out["valid"].shape[1])[:, None] + np.arange(self.frames)  # [T, frames]
-        pixels = batch["pixels"][:, index]  # [B, T, frames, C, H, W]
-        out["pixels"] = pixels.reshape(pixels.shape[:2] + (-1,) + pixels.shape[4:])
+        out = {key: value[:, history:] for key, value in batch.items() if key != "pixels"}
+        if "pixels" in batch:
+            out["frames"] = batch["pixels"]
         return out
 
-    def observations(self, batch: dict, steps: int) -> dict[str, torch.Tensor]:
-        """The first ``steps`` observations of each window as tensors [B, steps, ...], pixels randomly shifted."""
-        obs = {key: torch.as_tensor(batch[key][:, :steps], device=self.device) for key in ("pixels", "state") if key in batch}
+    def obs_at(self, batch: dict, rows: np.ndarray, steps: np.ndarray) -> dict[str, torch.Tensor]:
+        """Observations at window steps (rows, steps: int arrays of one shape [...]) -> {key: [..., obs shape]};
+        pixels as frame stacks [..., frames x C, H, W] (oldest frame first) in channels-last memory."""
+        obs = {}
+        if "state" in batch:
+            obs["state"] = torch.as_tensor(batch["state"][rows, steps], dtype=torch.float32, device=self.device)
+        if "frames" in batch:
+            frames = torch.as_tensor(batch["frames"])  # [B, history + T, C, H, W] uint8
+            stack = frames[torch.as_tensor(rows)[..., None], torch.as_tensor(steps)[..., None] + torch.arange(self.frames)]
+            stack = stack.movedim(-3, -1).movedim(-4, -2)  # [..., H, W, frames, C]
+            stack = stack.contiguous().flatten(-2).movedim(-1, -3)  # [..., frames x C, H, W], HWC in memory
+            obs["pixels"] = stack.to(self.device)
+        return obs
+
+    def observations(self, batch: dict, rows: np.ndarray, steps: np.ndarray) -> dict[str, torch.Tensor]:
+        """``obs_at`` with pixels randomly shifted (training inputs)."""
+        obs = self.obs_at(batch, rows, steps)
         if "pixels" in obs and self.cfg.augment_pad:
             pixels = obs["pixels"]
-            obs["pixels"] = random_shift(pixels.flatten(0, 1), self.cfg.augment_pad).view(pixels.shape)  # uint8
+            obs["pixels"] = random_shift(pixels.flatten(0, -4), self.cfg.augment_pad).view(pixels.shape)  # uint8
         return obs
 
     def targets(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -261,7 +276,7 @@ class MuZeroAgent(Agent):
             if ids[0] < 0:  # uncacheable steps (no step_id): evaluate each one
                 first, inverse = np.arange(len(b)), np.arange(len(b))
             b, j = b[first], j[first]
-            obs = {key: torch.as_tensor(batch[key][b, index[b, j]], device=self.device) for key in ("pixels", "state") if key in batch}
+            obs = self.obs_at(batch, b, index[b, j])
             with torch.no_grad():
                 _, value_logits, _ = self.target.heads(self.target.represent(obs))
                 fresh = self.net.support.decode(value_logits).float().cpu().numpy()  # [M]
@@ -273,11 +288,28 @@ class MuZeroAgent(Agent):
         """MuZero Reanalyze: a fresh search with the latest network from the observations 0..K of the chosen
         windows (rows: [B] bool) -> policy targets [R, K+1, A]."""
         K = self.cfg.unroll
-        obs = {key: batch[key][rows, : K + 1] for key in ("pixels", "state") if key in batch}  # [R, K+1, ...]
-        count = len(next(iter(obs.values())))
-        flat = {key: value.reshape((-1,) + value.shape[2:]) for key, value in obs.items()}  # [R * (K+1), ...]
-        policy = self.plan(flat, explore=False).policy  # [R * (K+1), A]
-        return torch.as_tensor(policy, dtype=torch.float32, device=self.device).view(count, K + 1, -1)
+        chosen = np.flatnonzero(rows)
+        obs = self.obs_at(batch, np.repeat(chosen, K + 1), np.tile(np.arange(K + 1), len(chosen)))  # [R * (K+1), ...]
+        policy = self.plan(obs, explore=False).policy  # [R * (K+1), A]
+        return torch.as_tensor(policy, dtype=torch.float32, device=self.device).view(len(chosen), K + 1, -1)
+
+    def consistency_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """EfficientZero's consistency targets: projections of the latents of the real observations at
+        ``consistency_steps`` unroll steps per window, drawn from 1..K -> (projections [B, K, F], zero at the
+        steps not drawn; weights [B, K], 1 / consistency_steps at the drawn ones)."""
+        K = self.cfg.unroll
+        J = min(self.cfg.consistency_steps or K, K)
+        B = len(batch["action"])
+        drawn = np.argsort(self.rng.random((B, K)), -1)[:, :J] + 1  # [B, J] unroll steps, distinct per window
+        with torch.no_grad():
+            real = self.net.project(self.net.represent(self.observations(batch, np.repeat(np.arange(B), J), drawn.ravel())))
+        out = real.new_zeros(B, K, real.shape[-1])
+        rows = torch.arange(B, device=self.device)[:, None]
+        steps = torch.as_tensor(drawn - 1, device=self.device)
+        out[rows, steps] = real.view(B, J, -1)
+        weight = torch.zeros(B, K, device=self.device)
+        weight[rows, steps] = 1.0 / J
+        return out, weight
 
     def update(self, batch: dict) -> dict[str, float]:
         cfg, dev = self.cfg, self.device
@@ -285,21 +317,20 @@ class MuZeroAgent(Agent):
         batch = self.windows(batch)
         tgt = self.targets(batch)
         actions = torch.as_tensor(self.action_index(batch["action"]), device=dev)  # [B, T]
-        obs = self.observations(batch, K + 1)  # [B, K+1, ...]
+        B = actions.shape[0]
         support = self.net.support
-        s = self.net.represent({key: value[:, 0] for key, value in obs.items()})  # [B, L]
+        s = self.net.represent(self.observations(batch, np.arange(B), np.zeros(B, np.int64)))  # [B, L]
         losses = {"value": 0.0, "reward": 0.0, "policy": 0.0}
         if cfg.consistency_weight:
-            with torch.no_grad():  # projections of the latents of the real observations 1..K: [B, K, F]
-                real = self.net.project(self.net.represent({key: value[:, 1:].flatten(0, 1) for key, value in obs.items()}))
-                real = real.view(s.shape[0], K, -1)
+            real, picked = self.consistency_targets(batch)  # [B, K, F], [B, K]
             losses["consistency"] = 0.0
         for k in range(K + 1):
             if k > 0:
                 s = self.net.dynamics(s, actions[:, k])  # action k leads into observation k
                 if cfg.consistency_weight:
                     similarity = F.cosine_similarity(self.net.predict_projection(self.net.project(s)), real[:, k - 1], dim=-1)
-                    losses["consistency"] = losses["consistency"] - (similarity * tgt["value_mask"][:, k]).mean() / K
+                    weight = picked[:, k - 1] * tgt["value_mask"][:, k]
+                    losses["consistency"] = losses["consistency"] - (similarity * weight).mean()
             reward_logits, value_logits, logits = self.net.heads(s)
             if k > 0:
                 losses["reward"] = losses["reward"] + (support.loss(reward_logits, tgt["reward"][:, k]) * tgt["reward_mask"][:, k]).mean() / K

@@ -34,7 +34,7 @@ def random_shift(pixels: torch.Tensor, pad: int) -> torch.Tensor:
     """DrQ's augmentation: replicate-pad by ``pad`` pixels, then crop back at a random offset per image.
 
     Integer shifts are a gather of clamped indices, so any dtype works (uint8 pixels stay uint8) and nothing is
-    interpolated: [B, C, H, W] -> [B, C, H, W].
+    interpolated: [B, C, H, W] -> [B, C, H, W], in the input's memory layout (contiguous or channels-last).
     """
     if pad == 0:
         return pixels
@@ -42,6 +42,10 @@ def random_shift(pixels: torch.Tensor, pad: int) -> torch.Tensor:
     shift = torch.randint(-pad, pad + 1, (batch, 2), device=pixels.device)  # [B, 2] (rows, columns)
     rows = (torch.arange(height, device=pixels.device) + shift[:, :1]).clamp(0, height - 1)  # [B, H]
     cols = (torch.arange(width, device=pixels.device) + shift[:, 1:]).clamp(0, width - 1)  # [B, W]
-    index = (rows[:, :, None] * width + cols[:, None, :]).view(batch, 1, height * width)  # [B, 1, H*W]
+    index = (rows[:, :, None] * width + cols[:, None, :]).view(batch, height * width)  # [B, H*W]
+    if pixels.is_contiguous(memory_format=torch.channels_last) and not pixels.is_contiguous():
+        flat = pixels.permute(0, 2, 3, 1).reshape(batch, height * width, channels)  # a view of the HWC memory
+        shifted = flat.gather(1, index[:, :, None].expand(-1, -1, channels))  # [B, H*W, C]
+        return shifted.view(batch, height, width, channels).permute(0, 3, 1, 2)  # [B, C, H, W], channels-last
     flat = pixels.reshape(batch, channels, height * width)
-    return flat.gather(2, index.expand(-1, channels, -1)).view(batch, channels, height, width)
+    return flat.gather(2, index[:, None].expand(-1, channels, -1)).view(batch, channels, height, width)
