@@ -91,6 +91,8 @@ def test_pixel_and_continuous_action_shapes():
 def test_too_many_discretised_actions_is_a_clear_error():
     with pytest.raises(ValueError, match="action_bins"):
         MuZeroAgent(MuZeroConfig(action_bins=5), observation_space("state", 64, 3), spaces.Box(-1, 1, (6,), np.float32), "cpu")
+    with pytest.raises(ValueError, match="consistency_steps must be in 0..agent.unroll"):
+        MuZeroAgent(MuZeroConfig(consistency_steps=6), observation_space("state", 64, 3), spaces.Discrete(2), "cpu")
 
 
 def test_loss_falls_on_a_fixed_batch():

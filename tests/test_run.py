@@ -52,6 +52,9 @@ def test_script_reports_config_errors_without_a_traceback(tmp_path):
     assert "Did you mean 'env_steps'" in result.stderr and "Traceback" not in result.stderr
     result = run_script("--config", str(TINY), "env.spec=dmc:walker-walkk", f"run.root={tmp_path}")
     assert result.returncode == 2 and "dmc:walker-walk" in result.stderr
+    # a setting the agent cannot use for this task (PETS plans continuous actions from state)
+    result = run_script("--config", str(ROOT / "configs/pets/pendulum.yaml"), "env.spec=gym:CartPole-v1", f"run.root={tmp_path}")
+    assert result.returncode == 2 and "agent 'pets' cannot be built" in result.stderr and "Traceback" not in result.stderr
     assert "--resume" in run_script("--help").stdout
 
 

@@ -2,6 +2,12 @@
 
 Run with mbrl-lib's own venv, never the project's (see benchmarks/README.md):
     anchors/mbrl/bin/python benchmarks/anchors/mbrl_lib_pets_speed.py --threads 2
+That venv on Python 3.11 (mbrl 0.2.0 pins hydra-core 1.0.3, which fails to import on 3.11; 1.3.2 works, and pip's
+dependency-conflict warning about it is expected):
+    python3 -m venv anchors/mbrl
+    anchors/mbrl/bin/pip install torch==2.13.0
+    anchors/mbrl/bin/pip install --no-deps mbrl==0.2.0
+    anchors/mbrl/bin/pip install hydra-core==1.3.2 omegaconf==2.3.0 gymnasium==0.26.3 numpy==1.26.4 termcolor tqdm
 Settings from mbrl-lib's PETS cartpole example: ensemble of 5 Gaussian MLPs (3 layers of 200, LeakyReLU),
 TS-infinity ("fixed_model") with 20 particles, CEM with population 500, 5 iterations, elite ratio 0.1,
 alpha 0.1, horizon 15, replanning every step. The model is untrained: planning cost does not depend on it.

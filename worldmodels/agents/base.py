@@ -17,7 +17,7 @@ import gymnasium
 import numpy as np
 import torch
 
-from worldmodels.config import AGENT_CONFIGS, AgentConfig
+from worldmodels.config import AGENT_CONFIGS, AgentConfig, ConfigError
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,13 @@ def register(name: str, config_class: type[AgentConfig]):
 
 
 def build_agent(cfg: AgentConfig, obs_space, action_space, device) -> Agent:
-    return AGENTS[cfg.name](cfg, obs_space, action_space, device)
+    """The registered agent for ``cfg.name``; settings that do not fit the task are a ConfigError."""
+    try:
+        return AGENTS[cfg.name](cfg, obs_space, action_space, device)
+    except ConfigError:
+        raise
+    except ValueError as err:  # agents check their settings against the task's spaces with clear messages
+        raise ConfigError(f"agent '{cfg.name}' cannot be built for this task: {err}") from err
 
 
 def obs_to_torch(obs: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:

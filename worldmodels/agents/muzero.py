@@ -114,6 +114,8 @@ class MuZeroAgent(Agent):
                                  "discrete actions; lower agent.action_bins")
         if cfg.frame_stack < 1:
             raise ValueError(f"agent.frame_stack must be at least 1, got {cfg.frame_stack}")
+        if not 0 <= cfg.consistency_steps <= cfg.unroll:
+            raise ValueError(f"agent.consistency_steps must be in 0..agent.unroll ({cfg.unroll}; 0: all), got {cfg.consistency_steps}")
         self.frames = cfg.frame_stack if "pixels" in obs_space.spaces else 1
         self.net = MuZeroNet(obs_space, self.actions, cfg.latent, cfg.hidden, cfg.bins, cfg.depth, cfg.layers,
                              frames=self.frames).to(self.device)
@@ -298,7 +300,7 @@ class MuZeroAgent(Agent):
         ``consistency_steps`` unroll steps per window, drawn from 1..K -> (projections [B, K, F], zero at the
         steps not drawn; weights [B, K], 1 / consistency_steps at the drawn ones)."""
         K = self.cfg.unroll
-        J = min(self.cfg.consistency_steps or K, K)
+        J = self.cfg.consistency_steps or K
         B = len(batch["action"])
         drawn = np.argsort(self.rng.random((B, K)), -1)[:, :J] + 1  # [B, J] unroll steps, distinct per window
         with torch.no_grad():
