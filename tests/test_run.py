@@ -108,6 +108,19 @@ def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "does not fit the agent" in result.stderr
 
 
+def test_checkpoint_from_other_networks_is_a_clear_error_when_evaluated(tmp_path):
+    cfg = load_config([TINY], ["train.env_steps=200", f"run.root={tmp_path}", "run.name=old"])
+    run_dir = train(cfg)
+    payload = load_checkpoint(run_dir)
+    payload["agent"]["actor"].pop(next(iter(payload["agent"]["actor"])))  # as if a layer was added since
+    torch.save(payload, run_dir / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="does not fit the agent.*Missing key.*version that trained it"):
+        load_agent(run_dir)
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(run_dir), "--episodes", "1"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "does not fit the agent" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_kill_9_then_resume_continues_from_the_last_checkpoint(tmp_path):
     args = ["--config", str(TINY), f"run.root={tmp_path}", "run.name=crash", "train.env_steps=4000",
             "train.checkpoint_every=600", "train.eval_every=0", "train.threads=1"]

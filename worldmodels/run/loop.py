@@ -138,13 +138,8 @@ class Trainer:
         payload = load_checkpoint(self.run_dir)
         if payload["agent_name"] != self.cfg.agent.name:
             raise CheckpointError(f"{self.run_dir} holds a '{payload['agent_name']}' agent, the config asks for '{self.cfg.agent.name}'")
-        try:
-            self.agent.load_state_dict(payload["agent"])
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise CheckpointError(
-                f"The checkpoint in {self.run_dir} does not fit the agent built from the config ({err}). "
-                "Resume with the run's own config.yaml and without overrides that change network shapes."
-            ) from err
+        load_agent_weights(self.agent, payload, self.run_dir,
+                           "Resume with the run's own config.yaml and without overrides that change network shapes.")
         self.counters = Counters(**payload["counters"])
         self.rng.bit_generator.state = payload["rng"]["numpy"]
         torch.set_rng_state(payload["rng"]["torch"])
@@ -305,5 +300,17 @@ def load_agent(run_dir: str | Path, device: str = "cpu"):
     probe = make_env(cfg.env.spec, seed=0, **env_kwargs(cfg))
     agent = build_agent(cfg.agent, probe.observation_space, probe.action_space, resolve_device(device))
     probe.close()
-    agent.load_state_dict(load_checkpoint(run_dir)["agent"])
+    load_agent_weights(agent, load_checkpoint(run_dir), run_dir,
+                       "The networks of this worldmodels differ from those that wrote it: load it with the "
+                       "version that trained it, or train a new run.")
     return agent, cfg
+
+
+def load_agent_weights(agent, payload: dict, run_dir: Path, fix: str) -> None:
+    """The checkpoint's agent state into `agent`; a CheckpointError naming `fix` when the shapes or keys differ."""
+    try:
+        agent.load_state_dict(payload["agent"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        detail = " ".join(str(err).split())  # torch lists every missing key: keep the start
+        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
+        raise CheckpointError(f"The checkpoint in {run_dir} does not fit the agent built from its config ({detail}). {fix}") from err
