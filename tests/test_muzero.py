@@ -7,6 +7,7 @@ import torch
 from gymnasium import spaces
 
 from worldmodels.agents.muzero import MuZeroAgent, MuZeroConfig
+from worldmodels.cli.benchmark import main as benchmark_main
 from worldmodels.config import load_config
 from worldmodels.envs.spaces import observation_space
 from worldmodels.replay.episode import episode_files, load_episode
@@ -110,7 +111,7 @@ def test_loss_falls_on_a_fixed_batch():
     assert last < 0.7 * first
 
 
-def test_train_smoke_run_stores_search_policies(tmp_path):
+def test_train_smoke_run_stores_search_policies(tmp_path, capsys):
     cfg = load_config([ROOT / "configs/muzero/cartpole.yaml"], [
         "train.env_steps=300", "train.eval_every=300", "train.eval_episodes=1", "train.checkpoint_every=150",
         "agent.simulations=4", "agent.batch_size=16", f"run.root={tmp_path}", "run.name=mz", "run.progress=false"])
@@ -121,6 +122,8 @@ def test_train_smoke_run_stores_search_policies(tmp_path):
     np.testing.assert_allclose(policy[1:].sum(-1), 1.0, rtol=1e-5)
     evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
     assert evals[-1]["env_steps"] == 300 and evals[-1]["grad_steps"] > 0
+    assert benchmark_main(["muzero-fit", str(run_dir), "--episodes", "3"]) == 0  # the run's predictions, scored
+    assert "newest 3 episodes: reward corr" in capsys.readouterr().out
 
 
 def test_acting_and_training_stack_the_same_frames():

@@ -15,6 +15,8 @@ EPILOG = """examples:
   python scripts/benchmark.py report benchmarks/results.jsonl --out benchmarks
   # env steps/s of collection with 1 and 2 envs (random actions, no learning)
   python scripts/benchmark.py collect --task dmc:cartpole-swingup --obs pixels --action-repeat 2 --envs 1 2
+  # a MuZero run's reward and value predictions against its newest 10 replay episodes
+  python scripts/benchmark.py muzero-fit checkpoints/<run> --episodes 10
 
 Dotted overrides (train.threads=1 ...) go before the options, since --seeds takes a list.
 """
@@ -57,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument("--test-episodes", type=int, default=2)
     comp.add_argument("--horizon", type=int, default=15)
     comp.add_argument("--out", type=Path, default=Path("benchmarks/compounding"))
+    fit = sub.add_parser("muzero-fit", help="a MuZero run's reward and value predictions vs its replayed episodes")
+    fit.add_argument("run_dir", type=Path, help="a MuZero run directory, e.g. checkpoints/<run>")
+    fit.add_argument("--episodes", type=int, default=10, help="the newest N replay episodes are scored")
     report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
@@ -127,6 +132,22 @@ def compounding(args) -> int:
     return 0
 
 
+def muzero_fit(args) -> int:
+    from worldmodels.analysis.muzero_fit import prediction_fit
+    from worldmodels.config import ConfigError
+    from worldmodels.replay.episode import episode_files, load_episode
+    from worldmodels.run.loop import load_agent
+
+    agent, cfg = load_agent(args.run_dir)
+    if cfg.agent.name != "muzero":
+        raise ConfigError(f"{args.run_dir} holds a '{cfg.agent.name}' run; muzero-fit reads MuZero runs")
+    files = episode_files(args.run_dir / "replay")[-args.episodes:]
+    if not files:
+        raise FileNotFoundError(f"{args.run_dir / 'replay'} holds no episodes")
+    print(f"{args.run_dir}, newest {len(files)} episodes: {prediction_fit(agent, [load_episode(f) for f in files])}")
+    return 0
+
+
 def report(args) -> int:
     from worldmodels.analysis.benchmark import plot_curves, read_rows, table
 
@@ -146,9 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     from worldmodels.config import ConfigError
     from worldmodels.envs import EnvSpecError
 
+    from worldmodels.run.checkpoint import CheckpointError
+
+    commands = {"run": run_grid, "report": report, "collect": collect, "speed": speed, "act-speed": act_speed,
+                "compounding": compounding, "muzero-fit": muzero_fit}
     try:
-        return {"run": run_grid, "report": report, "collect": collect, "speed": speed, "act-speed": act_speed, "compounding": compounding}[args.command](args)
-    except (ConfigError, EnvSpecError, FileNotFoundError) as err:
+        return commands[args.command](args)
+    except (ConfigError, EnvSpecError, CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
