@@ -4,7 +4,7 @@ import torch
 from gymnasium import spaces
 
 from worldmodels.agents.muzero import MuZeroAgent, MuZeroConfig
-from worldmodels.analysis.muzero_fit import discounted_returns, episode_frame_stacks, prediction_fit, unscored_tail
+from worldmodels.analysis.muzero_fit import discounted_returns, episode_observations, prediction_fit, unscored_tail
 from worldmodels.envs.spaces import observation_space
 
 
@@ -18,7 +18,7 @@ def test_episode_frame_stacks_are_what_acting_builds():
     agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=16, depth=4, simulations=2, frame_stack=3),
                         observation_space("pixels", 16, 5), spaces.Discrete(2), "cpu")
     pixels = np.random.default_rng(0).integers(0, 255, (7, 3, 16, 16), dtype=np.uint8)  # [T, C, H, W]
-    stacks, state = episode_frame_stacks(pixels, 3), None
+    stacks, state = episode_observations(agent, {"pixels": pixels, "reward": np.zeros(7)})["pixels"].numpy(), None
     assert stacks.shape == (7, 9, 16, 16)
     for t in range(7):
         state = agent.stack_frames({"pixels": pixels[t : t + 1], "is_first": np.array([t == 0])}, state)["pixels"]

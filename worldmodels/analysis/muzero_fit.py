@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from worldmodels.agents.dreamer import lambda_returns
+
 
 @dataclass
 class PredictionFit:
@@ -35,19 +37,23 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
-    """rewards [T] (r_t: the reward for reaching step t) -> G [T], G_t = sum_k discount^k r_{t+1+k}."""
+    """rewards [T] (r_t: the reward for reaching step t) -> G [T], G_t = sum_k discount^k r_{t+1+k}: Dreamer's
+    lambda-returns with lambda 1 and no bootstrap value."""
     T = len(rewards)
-    gap = np.arange(T)[None, :] - np.arange(T)[:, None] - 1  # [T, T] j - t - 1
-    weights = np.where(gap >= 0, float(discount) ** np.maximum(gap, 0), 0.0)
-    return weights @ rewards.astype(np.float64)
+    r = torch.as_tensor(rewards[1:], dtype=torch.float64)[:, None]  # [T-1, 1] rewards of steps 1..T-1
+    G = lambda_returns(r, torch.full_like(r, discount), torch.zeros(T, 1, dtype=torch.float64), 1.0)  # [T-1, 1]
+    return np.append(G[:, 0].numpy(), 0.0)  # nothing follows the last step
 
 
-def episode_frame_stacks(pixels: np.ndarray, frames: int) -> np.ndarray:
-    """pixels [T, C, H, W] -> [T, frames x C, H, W], oldest first, the first frame repeated before the start
-    (what acting builds step by step)."""
-    T, C, H, W = pixels.shape
-    index = np.maximum(np.arange(T)[:, None] - (frames - 1) + np.arange(frames)[None, :], 0)  # [T, frames]
-    return pixels[index].reshape(T, frames * C, H, W)
+def episode_observations(agent, episode: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """One episode's observations [T, ...] as the agent's updates see them (pixels: frame stacks, the first
+    frame repeated before the start, as the replay pads windows), through the agent's own ``obs_at``."""
+    T = len(episode["reward"])
+    window = {"state": episode["state"][None]} if "state" in episode else {}
+    if agent.net.has_pixels:
+        history = np.repeat(episode["pixels"][:1], agent.frames - 1, 0)  # [frames - 1, C, H, W]
+        window = {"frames": np.concatenate([history, episode["pixels"]])[None]}  # [1, frames - 1 + T, C, H, W]
+    return agent.obs_at(window, np.zeros(T, np.int64), np.arange(T))
 
 
 def unscored_tail(discount: float, weight: float = 0.05) -> int:
@@ -60,15 +66,10 @@ def prediction_fit(agent, episodes: list[dict[str, np.ndarray]]) -> PredictionFi
     """agent: a MuZeroAgent; episodes: replay episodes (obs, action, reward, is_terminal [T, ...]).
     Steps near the end of a truncated episode are left out of the value scores (their returns are cut short)."""
     net, discount = agent.net, agent.cfg.discount
-    key = "pixels" if net.has_pixels else "state"
-    device = next(net.parameters()).device
     values, returns, predicted, rewards = [], [], [], []
     for episode in episodes:
-        obs = episode[key]
-        if key == "pixels" and agent.frames > 1:
-            obs = episode_frame_stacks(obs, agent.frames)
-        s = net.represent({key: torch.as_tensor(obs, device=device)})  # [T, L]
-        actions = torch.as_tensor(agent.action_index(episode["action"]), device=device)  # [T], a_t leads into t
+        s = net.represent(episode_observations(agent, episode))  # [T, L]
+        actions = torch.as_tensor(agent.action_index(episode["action"]), device=s.device)  # [T], a_t leads into t
         scalars, _ = net.decode_scalars(s)  # [T, 2] (reward, value)
         next_scalars, _ = net.decode_scalars(net.dynamics(s[:-1], actions[1:]))  # [T-1, 2]
         T = len(episode["reward"])

@@ -144,7 +144,12 @@ def muzero_fit(args) -> int:
     files = episode_files(args.run_dir / "replay")[-args.episodes:]
     if not files:
         raise FileNotFoundError(f"{args.run_dir / 'replay'} holds no episodes")
-    print(f"{args.run_dir}, newest {len(files)} episodes: {prediction_fit(agent, [load_episode(f) for f in files])}")
+    try:
+        fit = prediction_fit(agent, [load_episode(f) for f in files])
+    except ValueError as err:  # too few steps to score
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.run_dir}, newest {len(files)} episodes: {fit}")
     return 0
 
 
@@ -166,14 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     import worldmodels  # noqa: F401
     from worldmodels.config import ConfigError
     from worldmodels.envs import EnvSpecError
-
     from worldmodels.run.checkpoint import CheckpointError
 
     commands = {"run": run_grid, "report": report, "collect": collect, "speed": speed, "act-speed": act_speed,
                 "compounding": compounding, "muzero-fit": muzero_fit}
     try:
         return commands[args.command](args)
-    except (ConfigError, EnvSpecError, CheckpointError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, EnvSpecError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
