@@ -110,7 +110,7 @@ def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
         for agent, seeds in entries:
             common = sorted(set.intersection(*(set(s) for s in seeds.values())))
             values = np.array([[seeds[s][x] for x in common] for s in seeds])  # [seeds, points]
-            ax.plot(common, values.mean(0), label=f"{agent} ({len(seeds)} seeds)")
+            ax.plot(common, values.mean(0), label=f"{agent} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
             ax.fill_between(common, values.min(0), values.max(0), alpha=0.2)
         ax.set(xlabel="env steps", ylabel="eval return", title=f"{task} ({obs})")
         ax.grid(alpha=0.3)
