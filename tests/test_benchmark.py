@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.analysis.benchmark import plot_curves, read_rows, table
+from worldmodels.analysis.benchmark import curve_label, plot_curves, read_rows, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +29,11 @@ def test_curves_are_written_as_png(tmp_path):
     paths = plot_curves(rows(), tmp_path)
     assert [p.name for p in paths] == ["gym_Pendulum-v1-state.png"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_curve_legend_counts_seeds_in_words():
+    assert curve_label("muzero", 1) == "muzero (1 seed)"
+    assert curve_label("pets", 3) == "pets (3 seeds)"
 
 
 def test_benchmark_script_runs_a_grid_and_reports_it(tmp_path):

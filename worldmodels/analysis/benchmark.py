@@ -93,6 +93,10 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curve_label(agent: str, n_seeds: int) -> str:
+    return f"{agent} ({n_seeds} seed{'s' if n_seeds != 1 else ''})"
+
+
 def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
     """One PNG per task: eval return against env steps, mean over seeds with the min-max band."""
     import matplotlib
@@ -110,7 +114,7 @@ def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
         for agent, seeds in entries:
             common = sorted(set.intersection(*(set(s) for s in seeds.values())))
             values = np.array([[seeds[s][x] for x in common] for s in seeds])  # [seeds, points]
-            ax.plot(common, values.mean(0), label=f"{agent} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
+            ax.plot(common, values.mean(0), label=curve_label(agent, len(seeds)))
             ax.fill_between(common, values.min(0), values.max(0), alpha=0.2)
         ax.set(xlabel="env steps", ylabel="eval return", title=f"{task} ({obs})")
         ax.grid(alpha=0.3)
