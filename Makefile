@@ -1,4 +1,5 @@
 # The two quickstart commands: `make train` and `make test`. Each sets everything up first.
+# `make lint`: ruff check and ruff format --check (CI runs it before the tests); `make format` fixes both.
 PYTHON ?= python3
 VENV ?= .venv
 # CPU build by default. With a CUDA build of torch already in $(VENV), setup keeps it (see README).
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup train test test-slow benchmark clean
+.PHONY: setup train test test-slow lint format benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +25,14 @@ train: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

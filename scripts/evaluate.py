@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """See --help."""
+
 import sys
 from pathlib import Path
 

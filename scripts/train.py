@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Train an agent. See --help."""
+
 import sys
 from pathlib import Path
 

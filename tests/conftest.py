@@ -16,7 +16,9 @@ import worldmodels  # noqa: E402,F401  (sets MUJOCO_GL before anything renders)
 torch.set_num_threads(1)  # tiny test networks: extra threads only contend with the env subprocesses
 
 
-def make_episode(length: int, start_value: float = 0.0, terminal: bool = False, pixels: bool = True, action_dim: int = 1):
+def make_episode(
+    length: int, start_value: float = 0.0, terminal: bool = False, pixels: bool = True, action_dim: int = 1
+):
     """A synthetic episode of ``length`` observations whose state[t, 0] = start_value + t."""
     t = np.arange(length, dtype=np.float32)
     episode = {

@@ -14,14 +14,24 @@ def rows():
     out = []
     for seed, final in ((0, -150.0), (1, -250.0)):
         for step, ret in ((1000, -1200.0), (2000, final)):
-            out.append({"task": "gym:Pendulum-v1", "obs": "state", "agent": "sac", "seed": seed, "env_steps": step,
-                        "return_mean": ret, "wall_clock_s": 60.0 * step / 1000, "updates_per_s": 100.0})
+            out.append(
+                {
+                    "task": "gym:Pendulum-v1",
+                    "obs": "state",
+                    "agent": "sac",
+                    "seed": seed,
+                    "env_steps": step,
+                    "return_mean": ret,
+                    "wall_clock_s": 60.0 * step / 1000,
+                    "updates_per_s": 100.0,
+                }
+            )
     return out
 
 
 def test_table_aggregates_final_returns_over_seeds():
     markdown = table(rows())
-    line = [l for l in markdown.splitlines() if l.startswith("| gym:Pendulum-v1")][0]
+    line = [row for row in markdown.splitlines() if row.startswith("| gym:Pendulum-v1")][0]
     assert "| 2 | 2,000 | -200.0 ± 50.0 | -150, -250 | 2.0 | 100 |" in line
 
 
@@ -38,33 +48,72 @@ def test_curve_legend_counts_seeds_in_words():
 
 def test_benchmark_script_runs_a_grid_and_reports_it(tmp_path):
     results = tmp_path / "results.jsonl"
-    cmd = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "run", "--config", str(ROOT / "configs" / "tiny.yaml"),
-           "--agents", "sac", "--tasks", "gym:Pendulum-v1", "--seeds", "0", "1", "--env-steps", "200",
-           "--results", str(results), "--root", str(tmp_path / "runs")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "benchmark.py"),
+        "run",
+        "--config",
+        str(ROOT / "configs" / "tiny.yaml"),
+        "--agents",
+        "sac",
+        "--tasks",
+        "gym:Pendulum-v1",
+        "--seeds",
+        "0",
+        "1",
+        "--env-steps",
+        "200",
+        "--results",
+        str(results),
+        "--root",
+        str(tmp_path / "runs"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     got = read_rows([results])
     assert {r["seed"] for r in got} == {0, 1} and all(r["env_steps"] in (200,) for r in got)
-    assert {"task", "agent", "seed", "env_steps", "return_mean", "wall_clock_s", "updates_per_s", "machine"} <= set(got[0])
-    report = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "report", str(results), "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    assert {"task", "agent", "seed", "env_steps", "return_mean", "wall_clock_s", "updates_per_s", "machine"} <= set(
+        got[0]
+    )
+    report = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "report", str(results), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert report.returncode == 0, report.stderr
     assert "gym:Pendulum-v1" in (tmp_path / "table.md").read_text()
     assert (tmp_path / "curves" / "gym_Pendulum-v1-state.png").exists()
 
 
 def test_evaluate_script_prints_returns_and_writes_a_gif(tmp_path):
-    train = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config", str(ROOT / "configs" / "tiny.yaml"),
-             "train.env_steps=100", f"run.root={tmp_path}", "run.name=ev"]
+    train = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--config",
+        str(ROOT / "configs" / "tiny.yaml"),
+        "train.env_steps=100",
+        f"run.root={tmp_path}",
+        "run.name=ev",
+    ]
     assert subprocess.run(train, capture_output=True, timeout=300).returncode == 0
-    evaluate = [sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(tmp_path / "ev"), "--episodes", "2",
-                "--video", str(tmp_path / "ev.gif")]
+    evaluate = [
+        sys.executable,
+        str(ROOT / "scripts" / "evaluate.py"),
+        str(tmp_path / "ev"),
+        "--episodes",
+        "2",
+        "--video",
+        str(tmp_path / "ev.gif"),
+    ]
     done = subprocess.run(evaluate, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert len(summary["returns"]) == 2 and summary["lengths"] == [50, 50]
     assert (tmp_path / "ev.gif").read_bytes()[:3] == b"GIF"
-    missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(tmp_path / "nope")], capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert missing.returncode == 2 and "no config.yaml" in missing.stderr
 
 
@@ -82,7 +131,10 @@ def test_speed_probes_time_updates_and_decisions():
     cfg = load_config([ROOT / "configs" / "tiny.yaml"])
     update = update_seconds(cfg, repeats=2, warmup=1)
     assert update["median_s"] > 0 and update["parameters"] > 0
-    pets = load_config([ROOT / "configs" / "pets" / "pendulum.yaml"], ["agent.population=20", "agent.particles=5", "agent.horizon=3", "agent.iterations=1", "agent.hidden=[16]"])
+    pets = load_config(
+        [ROOT / "configs" / "pets" / "pendulum.yaml"],
+        ["agent.population=20", "agent.particles=5", "agent.horizon=3", "agent.iterations=1", "agent.hidden=[16]"],
+    )
     assert act_seconds(pets, repeats=2, batch=2)["median_s"] > 0
 
 

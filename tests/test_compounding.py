@@ -8,7 +8,11 @@ from worldmodels.models.linear_gaussian import LinearGaussianModel
 
 def scalar_model(a: float) -> LinearGaussianModel:
     model = LinearGaussianModel(bias=False)
-    model.A, model.B, model.c = torch.tensor([[a]], dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    model.A, model.B, model.c = (
+        torch.tensor([[a]], dtype=torch.float64),
+        torch.zeros(1, 1, dtype=torch.float64),
+        torch.zeros(1, dtype=torch.float64),
+    )
     return model
 
 

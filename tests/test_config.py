@@ -7,7 +7,9 @@ from worldmodels.config import ConfigError, load_config, parse_override
 
 def test_defaults_presets_and_overrides_compose(tmp_path):
     preset = tmp_path / "p.yaml"
-    preset.write_text("env:\n  spec: gym:Pendulum-v1\ntrain:\n  env_steps: 500\nagent:\n  name: sac\n  hidden: [64, 64]\n")
+    preset.write_text(
+        "env:\n  spec: gym:Pendulum-v1\ntrain:\n  env_steps: 500\nagent:\n  name: sac\n  hidden: [64, 64]\n"
+    )
     cfg = load_config([preset], ["train.env_steps=20000", "agent.actor_lr=1e-3", "env.time_limit=None"])
     assert cfg.env.spec == "gym:Pendulum-v1"
     assert cfg.train.env_steps == 20000
@@ -62,5 +64,10 @@ def test_presets_include_other_presets_relative_to_themselves(tmp_path):
 def test_the_main_job_is_dreamer_from_pixels_on_cartpole_swingup():
     cfg = load_config([Path(__file__).resolve().parents[1] / "configs" / "default.yaml"])
     assert (cfg.agent.name, cfg.env.spec, cfg.env.obs, cfg.env.size, cfg.env.action_repeat) == (
-        "dreamer", "dmc:cartpole-swingup", "pixels", 64, 2)
+        "dreamer",
+        "dmc:cartpole-swingup",
+        "pixels",
+        64,
+        2,
+    )
     assert not cfg.env.fast_render, "the main job renders dm_control's standard pixels"

@@ -7,11 +7,18 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from worldmodels.agents.dreamer import DreamerAgent, DreamerConfig, lambda_returns
+from worldmodels.agents.dreamer import DreamerAgent, DreamerConfig
+from worldmodels.behaviours.returns import lambda_returns
 from worldmodels.envs import make_env
 from worldmodels.envs.spaces import observation_space
-from worldmodels.models.rssm import WorldModel
-from worldmodels.nets.distributions import TwoHot, categorical_kl, straight_through_onehot, symexp, symlog, unimix_logits
+from worldmodels.nets.distributions import (
+    TwoHot,
+    categorical_kl,
+    straight_through_onehot,
+    symexp,
+    symlog,
+    unimix_logits,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(batch_size=3, seq_len=12, depth=4, deter=32, stoch=4, classes=4, hidden=32, head_layers=1, horizon=5)
@@ -25,8 +32,12 @@ def agent(obs="pixels", discrete=False, **kw):
 
 def batch(obs="pixels", discrete=False, b=3, t=12, seed=0):
     rng = np.random.default_rng(seed)
-    out = {"reward": rng.normal(size=(b, t)).astype(np.float32), "is_first": np.zeros((b, t), bool),
-           "is_last": np.zeros((b, t), bool), "is_terminal": np.zeros((b, t), bool)}
+    out = {
+        "reward": rng.normal(size=(b, t)).astype(np.float32),
+        "is_first": np.zeros((b, t), bool),
+        "is_last": np.zeros((b, t), bool),
+        "is_terminal": np.zeros((b, t), bool),
+    }
     out["is_first"][:, 0] = True
     out["action"] = rng.integers(0, 3, (b, t)) if discrete else rng.uniform(-1, 1, (b, t, 2)).astype(np.float32)
     if obs in ("pixels", "both"):
@@ -39,7 +50,7 @@ def batch(obs="pixels", discrete=False, b=3, t=12, seed=0):
 @pytest.mark.parametrize("obs", ["pixels", "state", "both"])
 def test_world_model_shapes(obs):
     a = agent(obs)
-    data = a._to_torch(batch(obs))
+    data = a.to_torch(batch(obs))
     wm = a.wm
     embed = wm.embed(data["obs"])
     assert embed.shape[:2] == (3, 12)
@@ -123,23 +134,25 @@ def test_straight_through_onehot_samples_forward_and_passes_softmax_gradients():
 def test_lambda_returns_worked_example():
     # H=2, r=[1, 2], d=[0.9, 0.9], v=[0, 10, 20], lambda=0.5:
     # R1 = 2 + 0.9 * (0.5 * 20 + 0.5 * 20) = 20;  R0 = 1 + 0.9 * (0.5 * 10 + 0.5 * 20) = 14.5
-    returns = lambda_returns(torch.tensor([[1.0], [2.0]]), torch.full((2, 1), 0.9), torch.tensor([[0.0], [10.0], [20.0]]), 0.5)
+    returns = lambda_returns(
+        torch.tensor([[1.0], [2.0]]), torch.full((2, 1), 0.9), torch.tensor([[0.0], [10.0], [20.0]]), 0.5
+    )
     torch.testing.assert_close(returns, torch.tensor([[14.5], [20.0]]))
 
 
 @pytest.mark.parametrize("discrete", [False, True])
 def test_actor_critic_gradients_never_reach_the_world_model(discrete):
     a = agent("state", discrete=discrete)
-    data = a._to_torch(batch("state", discrete=discrete))
+    data = a.to_torch(batch("state", discrete=discrete))
     with torch.no_grad():
         states, _, _ = a.wm.observe(a.wm.embed(data["obs"]), data["action"], data["is_first"])
     wm_before = {k: v.clone() for k, v in a.wm.state_dict().items()}
-    actor_before = [p.clone() for p in a.actor.parameters()]
-    a.behave(states.map(lambda x: x.flatten(0, 1)), torch.ones(36))
+    actor_before = [p.clone() for p in a.behaviour.actor.parameters()]
+    a.behaviour.update(a.wm, states.map(lambda x: x.flatten(0, 1)), torch.ones(36))
     assert all(p.grad is None for p in a.wm.parameters())
     for key, value in a.wm.state_dict().items():
         torch.testing.assert_close(value, wm_before[key], msg=key)
-    assert any(not torch.equal(p, q) for p, q in zip(a.actor.parameters(), actor_before))
+    assert any(not torch.equal(p, q) for p, q in zip(a.behaviour.actor.parameters(), actor_before, strict=True))
     assert all(p.requires_grad for p in a.wm.parameters())  # unfrozen again afterwards
 
 
@@ -155,12 +168,19 @@ def test_world_model_loss_falls_on_a_fixed_replay():
         frames.append(obs["pixels"])
         actions.append(action)
         rewards.append(reward)
-    fixed = {"pixels": np.stack(frames)[None].repeat(2, 0), "action": np.stack(actions)[None].repeat(2, 0),
-             "reward": np.array(rewards, np.float32)[None].repeat(2, 0), "is_first": np.eye(1, 24, dtype=bool).repeat(2, 0),
-             "is_last": np.zeros((2, 24), bool), "is_terminal": np.zeros((2, 24), bool)}
+    fixed = {
+        "pixels": np.stack(frames)[None].repeat(2, 0),
+        "action": np.stack(actions)[None].repeat(2, 0),
+        "reward": np.array(rewards, np.float32)[None].repeat(2, 0),
+        "is_first": np.eye(1, 24, dtype=bool).repeat(2, 0),
+        "is_last": np.zeros((2, 24), bool),
+        "is_terminal": np.zeros((2, 24), bool),
+    }
     space = observation_space("pixels", 64, 0)
-    a = DreamerAgent(DreamerConfig(**{**TINY, "depth": 8, "model_lr": 1e-3}), space, spaces.Box(-1, 1, (1,), np.float32), "cpu")
-    data = a._to_torch(fixed)
+    a = DreamerAgent(
+        DreamerConfig(**{**TINY, "depth": 8, "model_lr": 1e-3}), space, spaces.Box(-1, 1, (1,), np.float32), "cpu"
+    )
+    data = a.to_torch(fixed)
     losses = []
     for _ in range(40):
         loss, _, _ = a.wm.loss(data["obs"], data["action"], data["reward"], data["is_first"], data["is_terminal"])
@@ -174,19 +194,27 @@ def test_world_model_loss_falls_on_a_fixed_replay():
 def test_act_keeps_a_recurrent_state_and_returns_env_actions():
     a = agent("pixels", discrete=True)
     obs = {"pixels": np.zeros((2, 3, 64, 64), np.uint8), "is_first": np.ones(2, bool)}
-    action, state = a.act(obs, None, explore=True)
+    action, state, extras = a.act(obs, None, explore=True)
+    assert extras == {}
     assert action.shape == (2,) and action.dtype.kind == "i" and set(action) <= {0, 1, 2}
-    action2, state2 = a.act({**obs, "is_first": np.zeros(2, bool)}, state, explore=False)
+    action2, state2, _ = a.act({**obs, "is_first": np.zeros(2, bool)}, state, explore=False)
     assert not torch.equal(state[0].deter, state2[0].deter)
 
 
 def test_train_script_tiny_dreamer_writes_a_readable_imagination_video(tmp_path):
-    from PIL import Image
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     import io
 
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config", str(ROOT / "configs/dreamer/tiny.yaml"),
-           f"run.root={tmp_path}", "run.name=dream"]
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--config",
+        str(ROOT / "configs/dreamer/tiny.yaml"),
+        f"run.root={tmp_path}",
+        "run.name=dream",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     events = EventAccumulator(str(tmp_path / "dream"), size_guidance={"images": 0})
@@ -202,8 +230,18 @@ def test_train_script_tiny_dreamer_writes_a_readable_imagination_video(tmp_path)
     assert tuple(np.asarray(gif.convert("RGB"))[0, 0]) == (220, 0, 0)  # imagined frames a red one
     assert "report/openloop_image_mse" in events.Tags()["scalars"]
 
-    imagine = [sys.executable, str(ROOT / "scripts" / "imagine.py"), "--checkpoint", str(tmp_path / "dream"),
-               "--length", "16", "--sequences", "2", "--out", str(tmp_path / "img")]
+    imagine = [
+        sys.executable,
+        str(ROOT / "scripts" / "imagine.py"),
+        "--checkpoint",
+        str(tmp_path / "dream"),
+        "--length",
+        "16",
+        "--sequences",
+        "2",
+        "--out",
+        str(tmp_path / "img"),
+    ]
     done = subprocess.run(imagine, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "img" / "openloop.gif").n_frames == 16

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 
@@ -32,7 +31,9 @@ def test_fit_learns_dynamics_and_reward_with_holdout_early_stopping():
     torch.manual_seed(0)
     s, a, s2, r = line_data()
     model = Ensemble(2, 1, members=3, hidden=(64, 64), learn_reward=True)
-    stats = fit_ensemble(model, torch.cat([s, a], -1), model.targets(s, a, s2, r), epochs=60, generator=torch.Generator().manual_seed(1))
+    stats = fit_ensemble(
+        model, torch.cat([s, a], -1), model.targets(s, a, s2, r), epochs=60, generator=torch.Generator().manual_seed(1)
+    )
     assert stats["holdout_mse"] < 0.1  # normalised units: far below the 1.0 of predicting the mean
     mean, var = model.predict(s[:50], a[:50])
     assert mean.shape == var.shape == (3, 50, 3)
@@ -61,13 +62,21 @@ def test_members_step_routes_particle_p_to_member_p_mod_k():
 def test_particle_rollout_shapes_and_known_reward(propagation):
     model = Ensemble(2, 1, members=5, hidden=(16,))
     actions = torch.zeros(2, 7, 4, 1)
-    out = particle_rollout(model, torch.zeros(2, 2), actions, particles=10, propagation=propagation,
-                           reward_fn=lambda s, a, s2: -s2.pow(2).sum(-1))
+    out = particle_rollout(
+        model,
+        torch.zeros(2, 2),
+        actions,
+        particles=10,
+        propagation=propagation,
+        reward_fn=lambda s, a, s2: -s2.pow(2).sum(-1),
+    )
     assert out.rewards.shape == out.reward_std.shape == (2, 7, 4) and out.final_states.shape == (2, 7, 2)
     if propagation == "expectation":
         torch.testing.assert_close(out.reward_std, torch.zeros(2, 7, 4))
     with pytest.raises(ValueError, match="multiple of the ensemble size"):
-        particle_rollout(model, torch.zeros(1, 2), actions[:1], particles=7, propagation="ts_inf", reward_fn=lambda *x: x[0][:, 0])
+        particle_rollout(
+            model, torch.zeros(1, 2), actions[:1], particles=7, propagation="ts_inf", reward_fn=lambda *x: x[0][:, 0]
+        )
     with pytest.raises(ValueError, match="learns no reward"):
         particle_rollout(model, torch.zeros(1, 2), actions[:1], particles=10)
 
@@ -79,11 +88,18 @@ def test_a_known_termination_stops_the_rewards_after_the_step_that_ends_the_epis
         model.net.out.bias.zero_()
         model.out_mean.copy_(torch.tensor([0.0, 0.1]))
     actions = torch.zeros(1, 3, 5, 1)
-    out = particle_rollout(model, torch.zeros(1, 2), actions, particles=4, reward_fn=lambda s, a, s2: torch.ones(len(s)),
-                           done_fn=inverted_pendulum)
+    out = particle_rollout(
+        model,
+        torch.zeros(1, 2),
+        actions,
+        particles=4,
+        reward_fn=lambda s, a, s2: torch.ones(len(s)),
+        done_fn=inverted_pendulum,
+    )
     # angles after each step: 0.1, 0.2, 0.3 (> 0.2: ends, its reward still counts), 0.4, 0.5
     torch.testing.assert_close(out.rewards, torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0]).expand(1, 3, 5))
-    assert inverted_pendulum(torch.tensor([[0.0, float("nan")], [0.0, -0.25], [9.0, 0.19]])).tolist() == [True, True, False]
+    ends = inverted_pendulum(torch.tensor([[0.0, float("nan")], [0.0, -0.25], [9.0, 0.19]]))
+    assert ends.tolist() == [True, True, False]
     with pytest.raises(ValueError, match="agent.termination must be .learned. or one of"):
         termination_rule("hopper")
 
@@ -91,3 +107,10 @@ def test_a_known_termination_stops_the_rewards_after_the_step_that_ends_the_epis
 def test_cartpole_termination_rule():
     states = torch.tensor([[0.0, 9.0, 0.0, 9.0], [2.5, 0.0, 0.0, 0.0], [0.0, 0.0, -0.21, 0.0], [-2.3, 0.0, 0.2, 0.0]])
     assert termination_rule("cartpole")(states).tolist() == [False, True, True, False]  # 12 degrees = 0.2094 rad
+
+
+def test_deterministic_members_predict_no_variance():
+    model = Ensemble(2, 1, members=3, hidden=(8,), probabilistic=False)
+    mean, var = model.predict(torch.randn(4, 2), torch.randn(4, 1))
+    assert mean.shape == var.shape == (3, 4, 2) and not var.any()
+    assert not model.uncertainty(torch.randn(4, 2), torch.randn(4, 1))[1].any()

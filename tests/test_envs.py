@@ -149,7 +149,6 @@ def test_continuous_cartpole_matches_gymnasiums_cartpole_at_full_force():
     assert terminated, "an open-loop push pattern drops the pole"
 
 
-
 def test_continuous_cartpole_half_force_worked_example():
     from worldmodels.envs.cartpole_continuous import ContinuousCartPole
 

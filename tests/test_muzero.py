@@ -10,6 +10,7 @@ from worldmodels.agents.muzero import MuZeroAgent, MuZeroConfig
 from worldmodels.cli.benchmark import main as benchmark_main
 from worldmodels.config import load_config
 from worldmodels.envs.spaces import observation_space
+from worldmodels.models.muzero import stack_frames
 from worldmodels.replay.episode import episode_files, load_episode
 from worldmodels.run.loop import train
 
@@ -41,15 +42,26 @@ def window(rewards, valid, terminal_at=None, T=5, A=2):
     terminal = np.zeros(T, bool)
     if terminal_at is not None:
         terminal[terminal_at] = True
-    return {"state": np.zeros((T, 3), np.float32), "action": np.zeros(T, np.int64), "reward": np.asarray(rewards, np.float32),
-            "is_terminal": terminal, "valid": np.asarray(valid, bool), "search_policy": policy}
+    return {
+        "state": np.zeros((T, 3), np.float32),
+        "action": np.zeros(T, np.int64),
+        "reward": np.asarray(rewards, np.float32),
+        "is_terminal": terminal,
+        "valid": np.asarray(valid, bool),
+        "search_policy": policy,
+    }
 
 
 def random_windows(rng, B: int, T: int, obs: dict, policy=None) -> dict:
     """Replay windows [B, T] with random actions, zero rewards, no terminations, all steps valid."""
-    return {**obs, "action": rng.integers(0, 2, (B, T)), "reward": np.zeros((B, T), np.float32),
-            "is_terminal": np.zeros((B, T), bool), "valid": np.ones((B, T), bool),
-            "search_policy": np.full((B, T, 2), 0.5, np.float32) if policy is None else policy}
+    return {
+        **obs,
+        "action": rng.integers(0, 2, (B, T)),
+        "reward": np.zeros((B, T), np.float32),
+        "is_terminal": np.zeros((B, T), bool),
+        "valid": np.ones((B, T), bool),
+        "search_policy": np.full((B, T, 2), 0.5, np.float32) if policy is None else policy,
+    }
 
 
 def test_value_targets_match_hand_computed_n_step_returns():
@@ -79,19 +91,23 @@ def test_value_targets_match_hand_computed_n_step_returns():
 def test_pixel_and_continuous_action_shapes():
     cfg = MuZeroConfig(latent=32, hidden=32, depth=4, simulations=4, action_bins=3)
     agent = MuZeroAgent(cfg, observation_space("pixels", 64, 5), spaces.Box(-1, 1, (2,), np.float32), "cpu")
-    assert agent.actions == 9 and agent.grid.shape == (9, 2)  # 3 bins per dim, 2 dims
+    grid = agent.action_grid
+    assert agent.actions == 9 and grid.grid.shape == (9, 2)  # 3 bins per dim, 2 dims
     obs = {"pixels": np.zeros((4, 3, 64, 64), np.uint8), "is_first": np.ones(4, bool)}
-    action, _ = agent.act(obs, None, explore=True)
+    action, _, extras = agent.act(obs, None, explore=True)
     assert action.shape == (4, 2) and set(np.unique(action)) <= {-1.0, 0.0, 1.0}
-    assert agent.last_extras["search_policy"].shape == (4, 9)
-    np.testing.assert_allclose(agent.last_extras["search_policy"].sum(-1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(agent.action_index(agent.grid), np.arange(9))  # index <-> action round trip
-    assert agent.action_index(np.array([[0.9, -0.2]]))[0] == 7  # nearest grid point (1, 0)
+    assert extras["search_policy"].shape == (4, 9) and extras["search_value"].shape == (4,)
+    assert {k: (v.shape[1:], v.dtype) for k, v in extras.items()} == agent.replay_extras()  # what the replay stores
+    np.testing.assert_allclose(extras["search_policy"].sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(grid.index(grid.grid), np.arange(9))  # index <-> action round trip
+    assert grid.index(np.array([[0.9, -0.2]]))[0] == 7  # nearest grid point (1, 0)
 
 
 def test_too_many_discretised_actions_is_a_clear_error():
     with pytest.raises(ValueError, match="action_bins"):
-        MuZeroAgent(MuZeroConfig(action_bins=5), observation_space("state", 64, 3), spaces.Box(-1, 1, (6,), np.float32), "cpu")
+        MuZeroAgent(
+            MuZeroConfig(action_bins=5), observation_space("state", 64, 3), spaces.Box(-1, 1, (6,), np.float32), "cpu"
+        )
     with pytest.raises(ValueError, match="consistency_steps must be in 0..agent.unroll"):
         MuZeroAgent(MuZeroConfig(consistency_steps=6), observation_space("state", 64, 3), spaces.Discrete(2), "cpu")
 
@@ -112,9 +128,20 @@ def test_loss_falls_on_a_fixed_batch():
 
 
 def test_train_smoke_run_stores_search_policies(tmp_path, capsys):
-    cfg = load_config([ROOT / "configs/muzero/cartpole.yaml"], [
-        "train.env_steps=300", "train.eval_every=300", "train.eval_episodes=1", "train.checkpoint_every=150",
-        "agent.simulations=4", "agent.batch_size=16", f"run.root={tmp_path}", "run.name=mz", "run.progress=false"])
+    cfg = load_config(
+        [ROOT / "configs/muzero/cartpole.yaml"],
+        [
+            "train.env_steps=300",
+            "train.eval_every=300",
+            "train.eval_episodes=1",
+            "train.checkpoint_every=150",
+            "agent.simulations=4",
+            "agent.batch_size=16",
+            f"run.root={tmp_path}",
+            "run.name=mz",
+            "run.progress=false",
+        ],
+    )
     run_dir = train(cfg)
     episode = load_episode(episode_files(run_dir / "replay")[0])
     policy = episode["search_policy"]  # [L, 2]
@@ -128,14 +155,20 @@ def test_train_smoke_run_stores_search_policies(tmp_path, capsys):
 
 def test_acting_and_training_stack_the_same_frames():
     """Frame t's pixels are all t; acting's stack at step t and the replay window's stack at t agree."""
-    agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=16, depth=4, simulations=2, frame_stack=3),
-                        observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
-    assert agent.batch_spec().history == 2
+    agent = MuZeroAgent(
+        MuZeroConfig(latent=16, hidden=16, depth=4, simulations=2, frame_stack=3),
+        observation_space("pixels", 64, 5),
+        spaces.Discrete(2),
+        "cpu",
+    )
+    (stream,) = agent.streams()
+    assert stream.name == "train" and stream.spec.history == 2 and stream.spec.seq_len == 5 + 10 + 1
     frames = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones((1, 3, 64, 64), np.uint8)  # [L, C, H, W]
     acting, state = [], None
     for t in range(6):
-        _, state = agent.act({"pixels": frames[t : t + 1], "is_first": np.array([t == 0])}, state, explore=True)
-        acting.append(state[0, ::3, 0, 0])  # the value of each stacked frame, oldest first
+        _, state, _ = agent.act({"pixels": frames[t : t + 1], "is_first": np.array([t == 0])}, state, explore=True)
+        assert state.shape == (1, 3, 3, 64, 64)  # the last 3 frames [N, F, C, H, W]
+        acting.append(stack_frames(torch.as_tensor(state))[0, ::3, 0, 0].numpy())  # each stacked frame, oldest first
     np.testing.assert_array_equal(acting[0], [0, 0, 0])
     np.testing.assert_array_equal(acting[4], [2, 3, 4])
     # the replay hands 2 history steps in front, the first step repeated before the episode's start
@@ -149,15 +182,17 @@ def test_acting_and_training_stack_the_same_frames():
         np.testing.assert_array_equal(stacked[0, t, ::3, 0, 0], acting[t])
         np.testing.assert_array_equal(stacked[0, t, ::3, 5, 7], acting[t])  # every pixel of the stack
     # a new episode restarts the stack
-    _, state = agent.act({"pixels": frames[5:6], "is_first": np.array([True])}, state, explore=True)
-    np.testing.assert_array_equal(state[0, ::3, 0, 0], [5, 5, 5])
+    _, state, _ = agent.act({"pixels": frames[5:6], "is_first": np.array([True])}, state, explore=True)
+    np.testing.assert_array_equal(state[0, :, 0, 0, 0], [5, 5, 5])
 
 
 def test_consistency_loss_pulls_imagined_latents_to_real_ones():
     # Each window shows one still image, so the latent the dynamics imagines should project like the real one.
     torch.manual_seed(0)
-    agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=32, depth=4, unroll=2, td_steps=2, frame_stack=1, augment_pad=0,
-                                     consistency_weight=2.0), observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
+    cfg = MuZeroConfig(
+        latent=16, hidden=32, depth=4, unroll=2, td_steps=2, frame_stack=1, augment_pad=0, consistency_weight=2.0
+    )
+    agent = MuZeroAgent(cfg, observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
     rng = np.random.default_rng(0)
     B, T = 16, 5  # K + n + 1
     still = np.repeat(rng.integers(0, 255, (B, 1, 3, 64, 64), dtype=np.uint8), T, 1)
@@ -173,8 +208,12 @@ def test_projections_of_different_observations_are_not_parallel():
     # The consistency loss compares cosines: projections sharing one large component (all nearly parallel)
     # would satisfy it for any pair of observations and teach the dynamics nothing.
     torch.manual_seed(0)
-    agent = MuZeroAgent(MuZeroConfig(latent=32, hidden=64, depth=4, frame_stack=1), observation_space("pixels", 64, 5),
-                        spaces.Discrete(2), "cpu")
+    agent = MuZeroAgent(
+        MuZeroConfig(latent=32, hidden=64, depth=4, frame_stack=1),
+        observation_space("pixels", 64, 5),
+        spaces.Discrete(2),
+        "cpu",
+    )
     pixels = torch.randint(0, 255, (32, 3, 64, 64), dtype=torch.uint8)
     z = agent.net.project(agent.net.represent({"pixels": pixels}))  # [32, F]
     pairs = torch.nn.functional.cosine_similarity(z, z.roll(1, 0), dim=-1)
@@ -186,15 +225,16 @@ def test_reanalysed_policy_targets_come_from_a_fresh_search():
     agent = state_agent(unroll=2, td_steps=1, reanalyse=1.0)
     rng = np.random.default_rng(0)
     B, T = 3, 4
-    batch = random_windows(rng, B, T, {"state": rng.normal(size=(B, T, 3)).astype(np.float32)},
-                           policy=np.zeros((B, T, 2), np.float32))  # nothing stored (warm-up steps)
+    batch = random_windows(
+        rng, B, T, {"state": rng.normal(size=(B, T, 3)).astype(np.float32)}, policy=np.zeros((B, T, 2), np.float32)
+    )  # nothing stored (warm-up steps)
     batch["valid"][2, 2:] = False
     tgt = agent.targets(batch)
     fresh = agent.plan({"state": batch["state"][:, :3].reshape(-1, 3)}, explore=False).policy.reshape(B, 3, 2)
     torch.testing.assert_close(tgt["policy"], torch.as_tensor(fresh, dtype=torch.float32))
     # every observation with a successor gets a target, even where acting stored none; the last one does not
     np.testing.assert_array_equal(tgt["policy_mask"].numpy(), [[1, 1, 1], [1, 1, 1], [1, 0, 0]])
-    assert state_agent(unroll=2, td_steps=1).targets(batch)["policy_mask"].sum() == 0  # stored (none) without reanalysis
+    assert state_agent(unroll=2, td_steps=1).targets(batch)["policy_mask"].sum() == 0  # stored (none), no reanalysis
 
 
 def test_bootstrap_values_are_cached_per_step_and_target_generation():
@@ -236,8 +276,12 @@ def test_step_cache_hits_only_its_own_step_and_version():
 
 
 def test_obs_at_stacks_the_replayed_frames_oldest_first_in_channels_last_memory():
-    agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=16, depth=4, frame_stack=3),
-                        observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
+    agent = MuZeroAgent(
+        MuZeroConfig(latent=16, hidden=16, depth=4, frame_stack=3),
+        observation_space("pixels", 64, 5),
+        spaces.Discrete(2),
+        "cpu",
+    )
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (4, 2 + 6, 3, 64, 64), dtype=np.uint8)  # [B, history + T, C, H, W]
     windows = agent.windows({"pixels": frames, "valid": np.ones((4, 8), bool)})
@@ -253,12 +297,25 @@ def test_obs_at_stacks_the_replayed_frames_oldest_first_in_channels_last_memory(
 
 def test_consistency_uses_the_drawn_unroll_steps_only():
     torch.manual_seed(0)
-    agent = MuZeroAgent(MuZeroConfig(latent=16, hidden=32, depth=4, unroll=3, td_steps=2, frame_stack=1,
-                                     consistency_weight=1.0, consistency_steps=2),
-                        observation_space("pixels", 64, 5), spaces.Discrete(2), "cpu")
+    agent = MuZeroAgent(
+        MuZeroConfig(
+            latent=16,
+            hidden=32,
+            depth=4,
+            unroll=3,
+            td_steps=2,
+            frame_stack=1,
+            consistency_weight=1.0,
+            consistency_steps=2,
+        ),
+        observation_space("pixels", 64, 5),
+        spaces.Discrete(2),
+        "cpu",
+    )
     rng = np.random.default_rng(0)
     B, T = 8, 6
-    batch = agent.windows(random_windows(rng, B, T, {"pixels": rng.integers(0, 255, (B, T, 3, 64, 64), dtype=np.uint8)}))
+    pixels = rng.integers(0, 255, (B, T, 3, 64, 64), dtype=np.uint8)
+    batch = agent.windows(random_windows(rng, B, T, {"pixels": pixels}))
     seen = []
     original = agent.net.represent
     agent.net.represent = lambda obs: seen.append(len(obs["pixels"])) or original(obs)
@@ -269,3 +326,17 @@ def test_consistency_uses_the_drawn_unroll_steps_only():
     agent.cfg.consistency_steps = 0  # all K steps, equal weights
     _, weight = agent.consistency_targets(batch)
     np.testing.assert_allclose(weight.numpy(), 1 / 3)
+
+
+def test_acting_searches_with_its_thread_count_and_restores_the_callers():
+    agent = state_agent(search_threads=1)
+    seen = []
+    original = agent.net.represent
+    agent.net.represent = lambda obs: seen.append(torch.get_num_threads()) or original(obs)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        agent.act({"state": np.zeros((2, 3), np.float32), "is_first": np.ones(2, bool)}, None, explore=True)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

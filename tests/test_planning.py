@@ -3,7 +3,16 @@ where an action is taken (so a sequence's return counts the start state and the 
 
 import torch
 
-from worldmodels.planning import Rollout, cem, cem_update, mppi, random_shooting, select_best, sequence_returns, shift_plan
+from worldmodels.planning import (
+    Rollout,
+    cem,
+    cem_update,
+    mppi,
+    random_shooting,
+    select_best,
+    sequence_returns,
+    shift_plan,
+)
 
 
 def line_rollout(start: float = 3.0, target: float = 7.0, noise_std: float = 0.0):
@@ -12,6 +21,7 @@ def line_rollout(start: float = 3.0, target: float = 7.0, noise_std: float = 0.0
         before = torch.cat([torch.full_like(visited[..., :1], start), visited[..., :-1]], -1)
         std = torch.full_like(before, noise_std) if noise_std else None
         return Rollout(rewards=-(before - target).abs(), reward_std=std, final_states=visited[..., -1])
+
     return rollout
 
 
@@ -25,7 +35,9 @@ def test_random_shooting_worked_example_picks_one_one_one():
 
 
 def test_cem_step_worked_example_keeps_two_elites_and_moves_the_mean():
-    candidates = torch.tensor([[1.2, 0.9], [0.9, 1.1], [0.5, 1.0], [0.8, 0.2], [0.0, 2.0], [-0.5, 0.5]])[None, :, :, None]
+    candidates = torch.tensor([[1.2, 0.9], [0.9, 1.1], [0.5, 1.0], [0.8, 0.2], [0.0, 2.0], [-0.5, 0.5]])[
+        None, :, :, None
+    ]
     # H = 2: return = -|3 - 7| - |3 + a1 - 7|, so a larger first action is better here.
     returns = sequence_returns(line_rollout(), candidates)
     mean, std, elites = cem_update(returns, candidates, torch.zeros(1, 2, 1), torch.ones(1, 2, 1), elites=2)

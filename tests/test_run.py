@@ -23,7 +23,13 @@ TINY = ROOT / "configs" / "tiny.yaml"
 
 def run_script(*args, timeout=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def read_jsonl(path):
@@ -53,8 +59,12 @@ def test_script_reports_config_errors_without_a_traceback(tmp_path):
     result = run_script("--config", str(TINY), "env.spec=dmc:walker-walkk", f"run.root={tmp_path}")
     assert result.returncode == 2 and "dmc:walker-walk" in result.stderr
     # a setting the agent cannot use for this task (PETS plans continuous actions from state)
-    result = run_script("--config", str(ROOT / "configs/pets/pendulum.yaml"), "env.spec=gym:CartPole-v1", f"run.root={tmp_path}")
-    assert result.returncode == 2 and "agent 'pets' cannot be built" in result.stderr and "Traceback" not in result.stderr
+    result = run_script(
+        "--config", str(ROOT / "configs/pets/pendulum.yaml"), "env.spec=gym:CartPole-v1", f"run.root={tmp_path}"
+    )
+    assert (
+        result.returncode == 2 and "agent 'pets' cannot be built" in result.stderr and "Traceback" not in result.stderr
+    )
     assert "--resume" in run_script("--help").stdout
 
 
@@ -68,7 +78,9 @@ def test_evaluation_is_deterministic_for_a_fixed_seed(tmp_path):
     assert a.returns == b.returns and a.lengths == [200, 200, 200]
     assert a.returns != c.returns
     assert a.mean == pytest.approx(np.mean(a.returns)) and a.std == pytest.approx(np.std(a.returns))
-    video = evaluate(trainer.agent, "gym:Pendulum-v1", episodes=1, seed=11, env_kwargs={**kwargs, "size": 32}, record_video=True)
+    video = evaluate(
+        trainer.agent, "gym:Pendulum-v1", episodes=1, seed=11, env_kwargs={**kwargs, "size": 32}, record_video=True
+    )
     assert len(video.frames) == 201 and video.frames[0].shape == (3, 32, 32)
 
 
@@ -116,15 +128,28 @@ def test_checkpoint_from_other_networks_is_a_clear_error_when_evaluated(tmp_path
     torch.save(payload, run_dir / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="does not fit the agent.*Missing key.*version that trained it"):
         load_agent(run_dir)
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(run_dir), "--episodes", "1"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(run_dir), "--episodes", "1"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "does not fit the agent" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_kill_9_then_resume_continues_from_the_last_checkpoint(tmp_path):
-    args = ["--config", str(TINY), f"run.root={tmp_path}", "run.name=crash", "train.env_steps=4000",
-            "train.checkpoint_every=600", "train.eval_every=0", "train.threads=1"]
-    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = [
+        "--config",
+        str(TINY),
+        f"run.root={tmp_path}",
+        "run.name=crash",
+        "train.env_steps=4000",
+        "train.checkpoint_every=600",
+        "train.eval_every=0",
+        "train.threads=1",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     run = tmp_path / "crash"
     deadline = time.time() + 240
     while time.time() < deadline:  # wait for a checkpoint past the first one, then kill mid-run

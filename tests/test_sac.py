@@ -4,14 +4,15 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from worldmodels.agents.sac import SACAgent, SACConfig, TanhGaussianActor
+from worldmodels.agents.sac import SACAgent, SACConfig
+from worldmodels.behaviours.sac import SACSettings, TanhGaussianActor
 from worldmodels.envs.spaces import observation_space
 from worldmodels.nets.conv import random_shift
 
 
 def test_tanh_gaussian_log_prob_matches_torch_distributions():
     torch.manual_seed(0)
-    actor = TanhGaussianActor(4, 3, SACConfig())
+    actor = TanhGaussianActor(4, 3, SACSettings())
     features = torch.randn(64, 4)
     action, logp = actor(features)
     mean, log_std = actor.net(features).chunk(2, dim=-1)
@@ -26,7 +27,7 @@ def test_tanh_gaussian_log_prob_matches_torch_distributions():
 
 
 def test_deterministic_action_is_tanh_of_the_mean():
-    actor = TanhGaussianActor(4, 2, SACConfig())
+    actor = TanhGaussianActor(4, 2, SACSettings())
     features = torch.randn(5, 4)
     action, _ = actor(features, deterministic=True)
     torch.testing.assert_close(action, torch.tanh(actor.net(features).chunk(2, -1)[0]))
@@ -40,6 +41,7 @@ def _agent(obs="state", **kw):
 
 def _batch(obs_kind, n=8):
     rng = np.random.default_rng(0)
+
     def obs():
         out = {}
         if obs_kind in ("pixels", "both"):
@@ -47,16 +49,24 @@ def _batch(obs_kind, n=8):
         if obs_kind in ("state", "both"):
             out["state"] = rng.normal(size=(n, 3)).astype(np.float32)
         return out
-    return {"obs": obs(), "next_obs": obs(), "action": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-            "reward": rng.normal(size=n).astype(np.float32), "terminated": np.zeros(n, bool)}
+
+    return {
+        "obs": obs(),
+        "next_obs": obs(),
+        "action": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        "reward": rng.normal(size=n).astype(np.float32),
+        "terminated": np.zeros(n, bool),
+    }
 
 
 def test_update_moves_target_networks_by_tau_and_returns_metrics():
     agent = _agent(tau=0.5)
-    before = [p.clone() for p in agent.critic_target.parameters()]
+    before = [p.clone() for p in agent.learner.critic_target.parameters()]
     metrics = agent.update(_batch("state"))
     assert {"loss/critic", "loss/actor", "loss/alpha", "train/alpha"} <= set(metrics)
-    for old, target, online in zip(before, agent.critic_target.parameters(), agent.critic.parameters()):
+    for old, target, online in zip(
+        before, agent.learner.critic_target.parameters(), agent.learner.critic.parameters(), strict=True
+    ):
         torch.testing.assert_close(target, 0.5 * old + 0.5 * online)
 
 
@@ -73,7 +83,8 @@ def test_critic_fits_a_fixed_batch():
 def test_pixel_sac_acts_and_updates():
     agent = _agent("both")
     batch = _batch("both")
-    action, _ = agent.act(batch["obs"], None, explore=True)
+    action, _, extras = agent.act(batch["obs"], None, explore=True)
+    assert extras == {}
     assert action.shape == (8, 2) and np.abs(action).max() <= 1
     assert math.isfinite(agent.update(batch)["loss/critic"])
 

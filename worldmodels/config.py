@@ -93,6 +93,12 @@ class AgentConfig:
     """Agent name: one of the registered agents (see worldmodels.agents.AGENTS)."""
 
 
+def settings_from(cls: type, cfg: Any, **renamed: str) -> Any:
+    """A component's settings dataclass ``cls`` filled from the same-named fields of an agent config
+    (``renamed``: setting -> the config's field name where they differ)."""
+    return cls(**{f.name: getattr(cfg, renamed.get(f.name, f.name)) for f in dataclasses.fields(cls)})
+
+
 # Filled by worldmodels.agents at import: agent name -> its AgentConfig subclass.
 AGENT_CONFIGS: dict[str, type[AgentConfig]] = {}
 

@@ -1,15 +1,18 @@
 """The agent contract and the registry that the training loop builds agents from.
 
 An agent composes a world model (or none) with a behaviour. It never owns a training loop:
-    act(obs, state, explore) -> (action, state)     obs: dict of batched numpy arrays [N, ...] plus is_first [N]
-    replay_extras() -> {name: (shape, dtype)}        optional per-step outputs of act() kept in the replay
-    update(batch) -> metrics                        batch: what batch_spec() asked the replay for
-    report(batch) -> videos / images / scalars      optional (Dreamer: imagined rollouts)
-    state_dict() / load_state_dict()                networks, optimizers and anything an update schedule needs
+    act(obs, state, explore) -> (action, state, extras)   obs: dict of batched numpy arrays [N, ...] plus
+                                                          is_first [N]; extras: {name: [N, ...]} per-step
+                                                          outputs kept in the replay (see replay_extras)
+    replay_extras() -> {name: (shape, dtype)}             what act() returns in extras (usually nothing)
+    streams() -> [Stream]                                 batch streams: sampler, schedule, update function
+    report(replay, ...) -> videos / images / scalars      optional: what the model predicts against the replay
+    state_dict() / load_state_dict()                      networks, optimizers, random generators
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,34 +37,50 @@ class BatchSpec:
     history: int = 0
 
 
+@dataclass(frozen=True)
+class Stream:
+    """One batch stream: what the replay hands to ``update`` and how often the loop calls it.
+
+    Schedule: ``ratio`` updates per agent step (None: the run's train.replay_ratio), or, when
+    ``every_env_steps`` > 0, one update each time that many env steps have passed. Both start after warm-up
+    and are paid exactly (fractions carry over, across resumes)."""
+
+    name: str
+    spec: BatchSpec
+    update: Callable[[dict], dict[str, float]]
+    ratio: float | None = None
+    every_env_steps: int = 0
+
+
 class Agent:
-    """Base class; subclasses set ``config_class`` and implement act/update/batch_spec."""
+    """Base class; subclasses implement act, streams and state_dict / load_state_dict."""
 
     def __init__(self, cfg: AgentConfig, obs_space: gymnasium.spaces.Dict, action_space: gymnasium.Space, device):
         self.cfg = cfg
         self.obs_space = obs_space
         self.action_space = action_space
         self.device = torch.device(device)
-        self.last_extras: dict[str, np.ndarray] = {}  # see replay_extras()
 
-    def batch_spec(self) -> BatchSpec:
+    def streams(self) -> list[Stream]:
+        """The batch streams the loop pays, in order (most agents have one)."""
         raise NotImplementedError
 
-    def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]:
-        raise NotImplementedError
-
-    def update(self, batch: dict) -> dict[str, float]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any, explore: bool
+    ) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
         raise NotImplementedError
 
     def replay_extras(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """Per-step arrays the agent wants stored beside each action: name -> (shape, dtype). After act(), the
-        values for the N envs are in ``self.last_extras`` ({name: [N, ...]}); random warm-up steps and
-        first steps get zeros. MuZero stores its search policy and root value this way."""
+        """Per-step arrays the agent wants stored beside each action: name -> (shape, dtype). act() returns
+        their values for the N envs as extras ({name: [N, ...]}); random warm-up steps and first steps get
+        zeros. MuZero stores its search policy and root value this way."""
         return {}
 
-    def report(self, batch: dict) -> dict | None:
-        """Optional pictures of what the agent learned, from a batch like update()'s:
-        {"videos": {tag: [T, 3, H, W] uint8}, "images": {tag: [3, H, W] uint8}, "scalars": {tag: float}}."""
+    def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict | None:
+        """What the agent's model predicts against replayed episodes, or None for an agent without a model:
+        {"videos": {tag: [T, 3, H, W] uint8}, "images": {tag: [3, H, W] uint8}, "scalars": {tag: float}}.
+        ``sequences`` replayed sequences of ``length`` steps (None: the agent's own choice), the model
+        observing the first ``context`` steps and predicting the rest open-loop from the replayed actions."""
         return None
 
     def state_dict(self) -> dict:
@@ -69,6 +88,11 @@ class Agent:
 
     def load_state_dict(self, state: dict) -> None:
         raise NotImplementedError
+
+
+def has_report(agent: Agent) -> bool:
+    """Whether the agent has a model whose predictions ``report()`` can show (model-free agents do not)."""
+    return type(agent).report is not Agent.report
 
 
 AGENTS: dict[str, type[Agent]] = {}

@@ -1,9 +1,10 @@
 """MuZero: a latent model trained only to predict rewards, values and search policies, planned with batched MCTS.
 
-Dimension letters: N envs acting at once, B batch, T window (K + n + 1 steps), K unroll steps, A actions.
+Dimension letters: N envs acting at once, B batch, T window (K + n + 1 steps), K unroll steps, A actions,
+F stacked frames.
 
 Acting: one initial inference for the N envs, then a batched search over N trees (planning/mcts.py); the
-search policy and root value go to the replay beside the chosen action (``replay_extras``).
+search policy and root value go to the replay beside the chosen action (act's extras, see ``replay_extras``).
 Learning: windows of K + n + 1 steps from the shared replay ('unrolls'). From the first observation the model
 unrolls K steps with the replayed actions and is trained on, at every unroll step k,
   reward   r_{t+k}                                     (steps 1..K)
@@ -11,18 +12,19 @@ unrolls K steps with the replayed actions and is trained on, at every unroll ste
            (or at the episode's end: 0 after a termination, the last state's value after a truncation)
   policy   the stored search policy at t+k (or, for a share ``reanalyse`` of the windows, a fresh search's)
 as two-hot / categorical cross-entropies; gradients into the dynamics are halved at every step.
-Continuous action spaces are discretised: ``action_bins`` values per dimension, every combination one action.
+Continuous action spaces are discretised: ``action_bins`` values per dimension, every combination one action
+(planning/action_grid.py).
 
 From pixels (EfficientZero's additions): the representation sees the last ``frame_stack`` frames (one frame
-holds no velocities; acting keeps them in the agent state, the replay hands ``frame_stack - 1`` steps of
-history in front of each window), training observations are randomly shifted, and an optional
-self-supervised consistency loss pulls each imagined latent towards the latent of the real observation there.
+holds no velocities; acting keeps the last F frames in the agent state, the replay hands F - 1 steps of
+history in front of each window, both stacked by models/muzero.py's ``stack_frames``), training observations
+are randomly shifted, and an optional self-supervised consistency loss pulls each imagined latent towards the
+latent of the real observation there.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,13 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodels.agents.base import Agent, BatchSpec, obs_to_torch, register
+from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, register
 from worldmodels.config import AgentConfig
-from worldmodels.envs import is_discrete
-from worldmodels.models.muzero import MuZeroNet
+from worldmodels.models.muzero import MuZeroNet, stack_frames
 from worldmodels.nets.conv import random_shift
+from worldmodels.nets.search_copy import CpuCopy, torch_threads
+from worldmodels.planning.action_grid import ActionGrid
 from worldmodels.planning.mcts import Inference, MCTSConfig, search
 from worldmodels.replay.step_cache import StepCache
+from worldmodels.reports.unroll import open_loop_unroll, unroll_report
 
 
 @dataclass
@@ -100,37 +104,34 @@ class MuZeroConfig(AgentConfig):
 class MuZeroAgent(Agent):
     def __init__(self, cfg: MuZeroConfig, obs_space, action_space, device):
         super().__init__(cfg, obs_space, action_space, device)
-        if is_discrete(action_space):
-            self.grid = None
-            self.actions = int(action_space.n)
-        else:
-            if cfg.action_bins < 2:
-                raise ValueError(f"agent.action_bins must be at least 2 for continuous actions, got {cfg.action_bins}")
-            values = np.linspace(-1.0, 1.0, cfg.action_bins, dtype=np.float32)
-            self.grid = np.array(list(itertools.product(values, repeat=action_space.shape[0])), np.float32)  # [A, dims]
-            self.actions = len(self.grid)
-            if self.actions > 1024:
-                raise ValueError(f"{cfg.action_bins} bins over {action_space.shape[0]} action dims make {self.actions} "
-                                 "discrete actions; lower agent.action_bins")
+        self.action_grid = ActionGrid(action_space, cfg.action_bins)
+        self.actions = self.action_grid.n
         if cfg.frame_stack < 1:
             raise ValueError(f"agent.frame_stack must be at least 1, got {cfg.frame_stack}")
         if not 0 <= cfg.consistency_steps <= cfg.unroll:
-            raise ValueError(f"agent.consistency_steps must be in 0..agent.unroll ({cfg.unroll}; 0: all), got {cfg.consistency_steps}")
+            raise ValueError(
+                f"agent.consistency_steps must be in 0..agent.unroll ({cfg.unroll}; 0: all), "
+                f"got {cfg.consistency_steps}"
+            )
         self.frames = cfg.frame_stack if "pixels" in obs_space.spaces else 1
-        self.net = MuZeroNet(obs_space, self.actions, cfg.latent, cfg.hidden, cfg.bins, cfg.depth, cfg.layers,
-                             frames=self.frames).to(self.device)
+        self.net = MuZeroNet(
+            obs_space, self.actions, cfg.latent, cfg.hidden, cfg.bins, cfg.depth, cfg.layers, frames=self.frames
+        ).to(self.device)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.mcts = MCTSConfig(num_simulations=cfg.simulations, discount=cfg.discount, method=cfg.search,
-                               max_considered=cfg.max_considered)
+        self.mcts = MCTSConfig(
+            num_simulations=cfg.simulations, discount=cfg.discount, method=cfg.search, max_considered=cfg.max_considered
+        )
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)  # the loop seeds torch per run
         self.updates = 0
         self.value_cache = StepCache()  # target-network values per replay step (see bootstrap_values)
         self.metrics: dict[str, float] = {}  # extra scalars of the last update
-        self._cpu_net, self._cpu_net_version = None, -1
+        self.search_copy = CpuCopy()  # the network the search calls, refreshed after updates
 
-    def batch_spec(self) -> BatchSpec:
-        return BatchSpec("unrolls", self.cfg.batch_size, self.cfg.unroll + self.cfg.td_steps + 1, history=self.frames - 1)
+    def streams(self) -> list[Stream]:
+        cfg = self.cfg  # windows of T = K + n + 1 steps, F - 1 steps of frame history in front
+        spec = BatchSpec("unrolls", cfg.batch_size, cfg.unroll + cfg.td_steps + 1, history=self.frames - 1)
+        return [Stream("train", spec, self.update)]
 
     def replay_extras(self):
         return {"search_policy": ((self.actions,), np.float32), "search_value": ((), np.float32)}
@@ -143,56 +144,35 @@ class MuZeroAgent(Agent):
         scalars = scalars.numpy()
         return Inference(scalars[:, 0], scalars[:, 1], logits.double().numpy(), nxt)
 
-    def plan(self, obs: dict[str, np.ndarray], explore: bool):
+    def plan(self, obs: dict, explore: bool):
         """Batched search from N observations -> SearchResult (planning/mcts.py). Search runs on the CPU."""
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.cfg.search_threads)
-        try:
-            with torch.inference_mode():
-                net = self.search_net()
-                s = net.represent(obs_to_torch(obs, "cpu"))  # [N, L]
-                scalars, logits = net.decode_scalars(s)
-                root = Inference(np.zeros(len(s)), scalars[:, 1].numpy(), logits.double().numpy(), s)
-                recurrent = lambda s, action: self._recurrent(net, s, action)  # noqa: E731
-                return search(root, recurrent, self.mcts, self.rng, explore=explore, temperature=self.cfg.temperature)
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(self.cfg.search_threads), torch.inference_mode():
+            net = self.search_copy(self.net, self.updates)
+            s = net.represent(obs_to_torch(obs, "cpu"))  # [N, L]
+            scalars, logits = net.decode_scalars(s)
+            root = Inference(np.zeros(len(s)), scalars[:, 1].numpy(), logits.double().numpy(), s)
+            recurrent = lambda s, action: self._recurrent(net, s, action)  # noqa: E731
+            return search(root, recurrent, self.mcts, self.rng, explore=explore, temperature=self.cfg.temperature)
 
-    def search_net(self) -> MuZeroNet:
-        """The network the search calls: the learner itself on CPU, else a CPU copy refreshed after updates
-        (small batched calls are faster on the CPU than a round trip to an accelerator)."""
-        if self.device.type == "cpu":
-            return self.net
-        if self._cpu_net is None or self._cpu_net_version != self.updates:
-            self._cpu_net = copy.deepcopy(self.net).cpu()
-            self._cpu_net_version = self.updates
-        return self._cpu_net
-
-    def stack_frames(self, obs: dict, previous: np.ndarray | None) -> dict:
-        """Acting: put the newest frame [N, C, H, W] behind the previous stack [N, frames x C, H, W] (oldest
-        first); a first step (or no previous stack) repeats its frame."""
-        if self.frames == 1:
-            return obs
-        frame = obs["pixels"]
-        repeated = np.concatenate([frame] * self.frames, 1)  # [N, frames x C, H, W]
+    def frame_history(self, obs: dict, previous: np.ndarray | None) -> np.ndarray:
+        """Acting's last F frames [N, F, C, H, W], oldest first: the newest frame [N, C, H, W] behind the previous
+        ones; a first step (or no previous frames) repeats its frame."""
+        frame = obs["pixels"][:, None]  # [N, 1, C, H, W]
+        repeated = np.repeat(frame, self.frames, 1)  # [N, F, C, H, W]
         if previous is None or previous.shape != repeated.shape:
-            return {**obs, "pixels": repeated}
-        stacked = np.concatenate([previous[:, frame.shape[1] :], frame], 1)
-        stacked[obs["is_first"]] = repeated[obs["is_first"]]
-        return {**obs, "pixels": stacked}
+            return repeated
+        frames = np.concatenate([previous[:, 1:], frame], 1)
+        frames[obs["is_first"]] = repeated[obs["is_first"]]
+        return frames
 
     def act(self, obs, state, explore):
-        obs = self.stack_frames(obs, state)
+        frames = None  # the agent state: the last F frames (pixels with frame_stack > 1)
+        if self.frames > 1:
+            frames = self.frame_history(obs, state)
+            obs = {**obs, "pixels": stack_frames(torch.from_numpy(frames))}  # [N, F x C, H, W]
         result = self.plan(obs, explore)
-        self.last_extras = {"search_policy": result.policy.astype(np.float32), "search_value": result.value.astype(np.float32)}
-        action = result.action if self.grid is None else self.grid[result.action]
-        return action, obs.get("pixels") if self.frames > 1 else None
-
-    def action_index(self, action: np.ndarray) -> np.ndarray:
-        """Replayed env actions [...] or [..., dims] -> discrete action indices [...] (nearest grid point)."""
-        if self.grid is None:
-            return action.astype(np.int64)
-        return ((action[..., None, :] - self.grid) ** 2).sum(-1).argmin(-1)
+        extras = {"search_policy": result.policy.astype(np.float32), "search_value": result.value.astype(np.float32)}
+        return self.action_grid.action(result.action), frames, extras
 
     # -- learning -------------------------------------------------------------------------------------------
     def windows(self, batch: dict) -> dict:
@@ -212,9 +192,8 @@ class MuZeroAgent(Agent):
             obs["state"] = torch.as_tensor(batch["state"][rows, steps], dtype=torch.float32, device=self.device)
         if "frames" in batch:
             frames = torch.as_tensor(batch["frames"])  # [B, history + T, C, H, W] uint8
-            stack = frames[torch.as_tensor(rows)[..., None], torch.as_tensor(steps)[..., None] + torch.arange(self.frames)]
-            stack = stack.movedim(-3, -1).movedim(-4, -2)  # [..., H, W, frames, C]
-            stack = stack.contiguous().flatten(-2).movedim(-1, -3)  # [..., frames x C, H, W], HWC in memory
+            reads = torch.as_tensor(steps)[..., None] + torch.arange(self.frames)  # [..., F] the stack's frames
+            stack = stack_frames(frames[torch.as_tensor(rows)[..., None], reads])  # [..., F x C, H, W]
             obs["pixels"] = stack.to(self.device)
         return obs
 
@@ -241,7 +220,7 @@ class MuZeroAgent(Agent):
         # rewards r_{k+1} .. r_boot, discounted from step k
         inside = (j[None, None] > k[None, :, None]) & (j[None, None] <= boot[:, :, None])  # [B, K+1, T]
         power = (j[None, None] - k[None, :, None] - 1).clamp(min=0).float()
-        summed = (inside * cfg.discount ** power * reward[:, None]).sum(-1)  # [B, K+1]
+        summed = (inside * cfg.discount**power * reward[:, None]).sum(-1)  # [B, K+1]
         boot_value = self.bootstrap_values(batch, boot)  # [B, K+1]
         boot_alive = ~terminal.gather(1, boot)
         value = summed + cfg.discount ** (boot - k[None]).float() * boot_alive * boot_value
@@ -256,9 +235,12 @@ class MuZeroAgent(Agent):
             policy_mask = torch.where(rows[:, None], has_successor, policy_mask)
         policy_mask = policy_mask.float()
         return {
-            "value": value, "value_mask": value_mask,
-            "reward": reward[:, : K + 1], "reward_mask": value_mask,
-            "policy": policy, "policy_mask": policy_mask,
+            "value": value,
+            "value_mask": value_mask,
+            "reward": reward[:, : K + 1],
+            "reward_mask": value_mask,
+            "policy": policy,
+            "policy_mask": policy_mask,
         }
 
     def bootstrap_values(self, batch: dict, boot: torch.Tensor) -> torch.Tensor:
@@ -304,7 +286,8 @@ class MuZeroAgent(Agent):
         B = len(batch["action"])
         drawn = np.argsort(self.rng.random((B, K)), -1)[:, :J] + 1  # [B, J] unroll steps, distinct per window
         with torch.no_grad():
-            real = self.net.project(self.net.represent(self.observations(batch, np.repeat(np.arange(B), J), drawn.ravel())))
+            obs = self.observations(batch, np.repeat(np.arange(B), J), drawn.ravel())  # [B * J, ...]
+            real = self.net.project(self.net.represent(obs))
         out = real.new_zeros(B, K, real.shape[-1])
         rows = torch.arange(B, device=self.device)[:, None]
         steps = torch.as_tensor(drawn - 1, device=self.device)
@@ -318,7 +301,7 @@ class MuZeroAgent(Agent):
         K = cfg.unroll
         batch = self.windows(batch)
         tgt = self.targets(batch)
-        actions = torch.as_tensor(self.action_index(batch["action"]), device=dev)  # [B, T]
+        actions = torch.as_tensor(self.action_grid.index(batch["action"]), device=dev)  # [B, T]
         B = actions.shape[0]
         support = self.net.support
         s = self.net.represent(self.observations(batch, np.arange(B), np.zeros(B, np.int64)))  # [B, L]
@@ -330,14 +313,17 @@ class MuZeroAgent(Agent):
             if k > 0:
                 s = self.net.dynamics(s, actions[:, k])  # action k leads into observation k
                 if cfg.consistency_weight:
-                    similarity = F.cosine_similarity(self.net.predict_projection(self.net.project(s)), real[:, k - 1], dim=-1)
+                    predicted = self.net.predict_projection(self.net.project(s))
+                    similarity = F.cosine_similarity(predicted, real[:, k - 1], dim=-1)
                     weight = picked[:, k - 1] * tgt["value_mask"][:, k]
                     losses["consistency"] = losses["consistency"] - (similarity * weight).mean()
             reward_logits, value_logits, logits = self.net.heads(s)
             if k > 0:
-                losses["reward"] = losses["reward"] + (support.loss(reward_logits, tgt["reward"][:, k]) * tgt["reward_mask"][:, k]).mean() / K
+                reward_ce = support.loss(reward_logits, tgt["reward"][:, k])
+                losses["reward"] = losses["reward"] + (reward_ce * tgt["reward_mask"][:, k]).mean() / K
             scale = 1.0 if k == 0 else 1.0 / K
-            losses["value"] = losses["value"] + scale * (support.loss(value_logits, tgt["value"][:, k]) * tgt["value_mask"][:, k]).mean()
+            value_ce = support.loss(value_logits, tgt["value"][:, k])
+            losses["value"] = losses["value"] + scale * (value_ce * tgt["value_mask"][:, k]).mean()
             policy_ce = -(tgt["policy"][:, k] * F.log_softmax(logits, -1)).sum(-1)
             losses["policy"] = losses["policy"] + scale * (policy_ce * tgt["policy_mask"][:, k]).mean()
             s = 0.5 * s + 0.5 * s.detach()  # halve the gradient that later steps send back through the dynamics
@@ -352,16 +338,43 @@ class MuZeroAgent(Agent):
         if self.updates % cfg.target_every == 0:
             self.target.load_state_dict(self.net.state_dict())
         return {
-            "loss/total": loss.item(), **{f"loss/{name}": value.item() for name, value in losses.items()},
+            "loss/total": loss.item(),
+            **{f"loss/{name}": value.item() for name, value in losses.items()},
             "train/grad_norm": grad_norm.item(),
             "train/value_target": tgt["value"][:, 0].mean().item(),
             **self.metrics,
         }
 
+    # -- reporting ------------------------------------------------------------------------------------------
+    def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict:
+        """Open-loop unroll of rewards and values from the real observation at window step ``context`` - 1
+        against the replayed truth (reports/unroll.py). Default length: a training window (K + n + 1)."""
+        length = max(2, length or self.cfg.unroll + self.cfg.td_steps + 1)
+        batch = self.windows(replay.sample_unrolls(sequences, length, history=self.frames - 1))  # [B, T, ...]
+        rows, start = np.arange(len(batch["reward"])), min(max(context, 1), length - 1) - 1
+        actions = torch.as_tensor(self.action_grid.index(batch["action"]), device=self.device)  # [B, T]
+        with torch.inference_mode():
+            unroll = open_loop_unroll(
+                self.net,
+                lambda steps: self.obs_at(batch, rows, steps),
+                actions,
+                batch["reward"],
+                batch["valid"],
+                batch["is_terminal"],
+                start,
+                self.cfg.discount,
+            )
+        return unroll_report(unroll)
+
     # -- checkpointing --------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict(),
-                "updates": self.updates, "rng": self.rng.bit_generator.state}
+        return {
+            "net": self.net.state_dict(),
+            "target": self.target.state_dict(),
+            "opt": self.opt.state_dict(),
+            "updates": self.updates,
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])

@@ -1,8 +1,12 @@
 """PETS: a probabilistic ensemble on states + CEM (or MPPI / random shooting) over particle rollouts, replanning
-every step (MPC), the model refitted on all data (``BatchSpec('all')``; the replay ratio sets how often,
-1 / episode length in decisions = once an episode).
+every step (MPC), the model refitted on all data (one ``BatchSpec('all')`` stream; the replay ratio sets how
+often, 1 / episode length in decisions = once an episode).
 
 Dimension letters: B envs acting at once, N candidates, H horizon, A action dims, S state dims.
+
+Randomness follows the run seed (the loop seeds torch before building the agent): the planner's torch generator
+and the numpy generator of the random actions before the first fit start from ``torch.initial_seed()`` and are
+checkpointed; every refit draws from a generator seeded by (run seed, data size).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from worldmodels.agents.base import Agent, BatchSpec, register
+from worldmodels.agents.base import Agent, BatchSpec, Stream, register
 from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
 from worldmodels.envs.terminations import termination_rule
@@ -21,6 +25,7 @@ from worldmodels.models.ensemble import Ensemble, fit_ensemble, particle_rollout
 from worldmodels.models.termination import TerminationClassifier
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.planning import cem, mppi, random_shooting, shift_plan
+from worldmodels.reports.kstep import kstep_figure, kstep_report
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
 
@@ -83,33 +88,66 @@ class PETSAgent(Agent):
     def __init__(self, cfg: PETSConfig, obs_space, action_space, device):
         super().__init__(cfg, obs_space, action_space, device)
         if is_discrete(action_space) or "state" not in obs_space.spaces:
-            raise ValueError("pets plans continuous actions from state observations: use env.obs=state and a Box action space")
+            raise ValueError(
+                "pets plans continuous actions from state observations: use env.obs=state and a Box action space"
+            )
         if cfg.activation not in ACTIVATIONS:
             raise ValueError(f"agent.activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
         self.state_dim, self.action_dim = obs_space["state"].shape[0], action_space.shape[0]
-        self.model = Ensemble(self.state_dim, self.action_dim, cfg.members, cfg.hidden, cfg.probabilistic,
-                              learn_reward=True, activation=ACTIVATIONS[cfg.activation]).to(self.device)
-        self.terminator = TerminationClassifier(self.state_dim).to(self.device) if cfg.termination == "learned" else None
+        self.model = Ensemble(
+            self.state_dim,
+            self.action_dim,
+            cfg.members,
+            cfg.hidden,
+            cfg.probabilistic,
+            learn_reward=True,
+            activation=ACTIVATIONS[cfg.activation],
+        ).to(self.device)
+        learned = cfg.termination == "learned"
+        self.terminator = TerminationClassifier(self.state_dim).to(self.device) if learned else None
         self.done_fn = self.terminator or termination_rule(cfg.termination)
         self.fitted = False
-        self.generator = torch.Generator(device=self.device).manual_seed(0)
+        self.seed = torch.initial_seed()  # the loop seeds torch with train.seed before building the agent
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)  # planning
+        self.rng = np.random.default_rng(self.seed)  # random actions before the first fit
         self.bf16 = use_bf16(cfg.bf16, self.device)
 
-    def batch_spec(self) -> BatchSpec:
-        return BatchSpec("all", batch_size=0)
+    def streams(self) -> list[Stream]:
+        return [Stream("model", BatchSpec("all", batch_size=0), self.update)]
+
+    def as_f32(self, x) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
+
+    def fit_generator(self, data_size: int) -> torch.Generator:
+        """A refit's generator: fresh per (run seed, data size), so it needs no checkpointing (seed 0: data size)."""
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + data_size) % 2**63)
 
     def update(self, batch) -> dict[str, float]:
-        f32 = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
-        s, a, s2, r = f32(batch["obs"]["state"]), f32(batch["action"]), f32(batch["next_obs"]["state"]), f32(batch["reward"])
+        f32 = self.as_f32
+        s, a, r = f32(batch["obs"]["state"]), f32(batch["action"]), f32(batch["reward"])  # [N, S], [N, A], [N]
+        s2 = f32(batch["next_obs"]["state"])  # [N, S]
         cfg = self.cfg
-        stats = fit_ensemble(self.model, torch.cat([s, a], -1), self.model.targets(s, a, s2, r), epochs=cfg.fit_epochs,
-                             batch_size=cfg.fit_batch, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                             holdout_ratio=cfg.holdout_ratio, patience=cfg.patience, generator=torch.Generator().manual_seed(len(s)))
+        stats = fit_ensemble(
+            self.model,
+            torch.cat([s, a], -1),
+            self.model.targets(s, a, s2, r),
+            epochs=cfg.fit_epochs,
+            batch_size=cfg.fit_batch,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            holdout_ratio=cfg.holdout_ratio,
+            patience=cfg.patience,
+            generator=self.fit_generator(len(s)),
+        )
         self.fitted = True
-        metrics = {"loss/model_train": stats["train_loss"], "loss/model_holdout_mse": stats["holdout_mse"], "train/model_data": float(len(s))}
+        metrics = {
+            "loss/model_train": stats["train_loss"],
+            "loss/model_holdout_mse": stats["holdout_mse"],
+            "train/model_data": float(len(s)),
+        }
         if self.terminator is not None:
             done = torch.as_tensor(batch["terminated"], device=self.device)
-            metrics["loss/termination"] = self.terminator.fit(s2, done, generator=torch.Generator().manual_seed(len(s)))
+            metrics["loss/termination"] = self.terminator.fit(s2, done, generator=self.fit_generator(len(s)))
         return metrics
 
     @torch.no_grad()
@@ -119,8 +157,15 @@ class PETSAgent(Agent):
         batch = states.shape[0]
 
         def rollout(actions):  # [B, N, H, A]
-            return particle_rollout(self.model, states, actions, cfg.particles, cfg.propagation, done_fn=self.done_fn,
-                                    generator=self.generator)
+            return particle_rollout(
+                self.model,
+                states,
+                actions,
+                cfg.particles,
+                cfg.propagation,
+                done_fn=self.done_fn,
+                generator=self.generator,
+            )
 
         with autocast(self.bf16, self.device):
             return self._plan(rollout, batch, warm_start)
@@ -128,34 +173,96 @@ class PETSAgent(Agent):
     def _plan(self, rollout, batch: int, warm_start: torch.Tensor | None) -> torch.Tensor:
         cfg = self.cfg
         kwargs = {"pessimism": cfg.pessimism}
-        mean = warm_start if warm_start is not None else torch.zeros(batch, cfg.horizon, self.action_dim, device=self.device)
+        mean = warm_start
+        if mean is None:
+            mean = torch.zeros(batch, cfg.horizon, self.action_dim, device=self.device)  # [B, H, A]
         if cfg.planner == "cem":
-            return cem(rollout, mean, cfg.init_std, cfg.population, cfg.elite_ratio, cfg.iterations, cfg.smoothing, generator=self.generator, **kwargs)
+            return cem(
+                rollout,
+                mean,
+                cfg.init_std,
+                cfg.population,
+                cfg.elite_ratio,
+                cfg.iterations,
+                cfg.smoothing,
+                generator=self.generator,
+                **kwargs,
+            )
         if cfg.planner == "mppi":
-            return mppi(rollout, mean, cfg.init_std, cfg.population, cfg.iterations, cfg.temperature, generator=self.generator, **kwargs)
+            return mppi(
+                rollout,
+                mean,
+                cfg.init_std,
+                cfg.population,
+                cfg.iterations,
+                cfg.temperature,
+                generator=self.generator,
+                **kwargs,
+            )
         if cfg.planner == "random":
-            return random_shooting(rollout, batch, cfg.horizon, self.action_dim, cfg.population, generator=self.generator, device=self.device, **kwargs)[0]
+            return random_shooting(
+                rollout,
+                batch,
+                cfg.horizon,
+                self.action_dim,
+                cfg.population,
+                generator=self.generator,
+                device=self.device,
+                **kwargs,
+            )[0]
         raise ValueError(f"agent.planner must be cem, mppi or random, got {cfg.planner!r}")
 
     def act(self, obs, state, explore):
         states = torch.as_tensor(obs["state"], dtype=torch.float32, device=self.device)  # [B, S]
         if not self.fitted:  # nothing learned yet: act uniformly at random
-            return np.random.uniform(-1, 1, (states.shape[0], self.action_dim)).astype(np.float32), None
+            return self.rng.uniform(-1, 1, (states.shape[0], self.action_dim)).astype(np.float32), None, {}
         warm = None
         if state is not None and state.shape[0] == states.shape[0]:
             warm = shift_plan(state)
             warm[torch.as_tensor(obs["is_first"], device=self.device)] = 0.0  # a new episode plans from scratch
         plan = self.plan(states, warm)
-        return plan[:, 0].cpu().numpy(), plan
+        return plan[:, 0].cpu().numpy(), plan, {}
+
+    @torch.no_grad()
+    def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict | None:
+        """k-step state prediction of the ensemble against replayed sequences (reports/kstep.py); None before the
+        first fit. ``length`` None: min(50, longest episode), the context shortened to fit."""
+        if not self.fitted:
+            return None
+        if length is None:
+            length = min(50, replay.longest_episode)
+            context = min(context, length - 1)
+        if length > replay.longest_episode:
+            raise ValueError(
+                f"the k-step report needs an episode of {length} steps; the longest stored episode has "
+                f"{replay.longest_episode}"
+            )
+        data = replay.sample_sequences(sequences, length)  # [B, T, ...] inside one episode each
+        f32 = self.as_f32
+        report = kstep_report(self.model, f32(data["state"]), f32(data["action"]), context, f32(data["reward"]))
+        return {"images": {"report/kstep": kstep_figure(report)}, "scalars": report.scalars()}
 
     def state_dict(self) -> dict:
-        out = {"model": self.model.state_dict(), "fitted": self.fitted}
+        out = {
+            "model": self.model.state_dict(),
+            "fitted": self.fitted,
+            "seed": self.seed,
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "generator_device": self.device.type,
+        }
         if self.terminator is not None:
             out["terminator"] = self.terminator.state_dict()
         return out
 
     def load_state_dict(self, state: dict) -> None:
+        """Checkpoints from before the generators were saved keep the freshly seeded ones."""
         self.model.load_state_dict(state["model"])
         self.fitted = state["fitted"]
         if self.terminator is not None:
             self.terminator.load_state_dict(state["terminator"])
+        self.seed = state.get("seed", self.seed)
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+        if state.get("generator_device") == self.device.type:  # a CUDA generator's state does not fit a CPU one
+            self.generator.set_state(state["generator"])

@@ -35,14 +35,24 @@ def rows_from_run(run_dir: Path, task: str, agent: str, seed: int, obs: str, mac
     rows = []
     for line in (Path(run_dir) / "evals.jsonl").read_text().splitlines():
         e = json.loads(line)
-        rows.append({
-            "task": task, "agent": agent, "seed": seed, "obs": obs,
-            "env_steps": e["env_steps"], "action_repeat": e["action_repeat"],
-            "return_mean": e["mean"], "return_std": e["std"], "returns": e["returns"],
-            "wall_clock_s": e["wall_s"], "grad_steps": e["grad_steps"],
-            "updates_per_s": e["grad_steps"] / e["wall_s"] if e["wall_s"] > 0 else 0.0,
-            "machine": machine, "run_dir": str(run_dir),
-        })
+        rows.append(
+            {
+                "task": task,
+                "agent": agent,
+                "seed": seed,
+                "obs": obs,
+                "env_steps": e["env_steps"],
+                "action_repeat": e["action_repeat"],
+                "return_mean": e["mean"],
+                "return_std": e["std"],
+                "returns": e["returns"],
+                "wall_clock_s": e["wall_s"],
+                "grad_steps": e["grad_steps"],
+                "updates_per_s": e["grad_steps"] / e["wall_s"] if e["wall_s"] > 0 else 0.0,
+                "machine": machine,
+                "run_dir": str(run_dir),
+            }
+        )
     return rows
 
 
@@ -71,7 +81,8 @@ def _curves(rows: list[dict]) -> dict[tuple[str, str, str], dict[int, dict[int, 
 def table(rows: list[dict]) -> str:
     """Markdown: per task and agent, the final eval return (mean ± std over seeds) and the best seen."""
     lines = [
-        "| task | obs | agent | seeds | env steps | final return (mean ± std over seeds) | per seed | wall clock (min) | updates/s |",
+        "| task | obs | agent | seeds | env steps | final return (mean ± std over seeds) | per seed "
+        "| wall clock (min) | updates/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     last_row = {}
@@ -88,7 +99,8 @@ def table(rows: list[dict]) -> str:
         wall = np.mean([r["wall_clock_s"] for r in ends]) / 60
         ups = np.mean([r["updates_per_s"] for r in ends])
         lines.append(
-            f"| {task} | {obs} | {agent} | {len(seeds)} | {budget:,} | {values.mean():.1f} ± {values.std():.1f} | {per_seed} | {wall:.1f} | {ups:.0f} |"
+            f"| {task} | {obs} | {agent} | {len(seeds)} | {budget:,} | {values.mean():.1f} ± {values.std():.1f} "
+            f"| {per_seed} | {wall:.1f} | {ups:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

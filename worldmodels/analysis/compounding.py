@@ -30,8 +30,9 @@ def _windows(x: torch.Tensor, horizon: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def k_step_errors(rollout, states: torch.Tensor, actions: torch.Tensor, horizon: int,
-                  rewards: torch.Tensor | None = None) -> CompoundingCurve:
+def k_step_errors(
+    rollout, states: torch.Tensor, actions: torch.Tensor, horizon: int, rewards: torch.Tensor | None = None
+) -> CompoundingCurve:
     """states [E, T + 1, S], actions [E, T, A], rewards [E, T] (reward of transition t) -> curve over k = 1..H."""
     if horizon > actions.shape[1]:
         raise ValueError(f"horizon {horizon} is longer than the episodes' {actions.shape[1]} transitions")
@@ -67,12 +68,19 @@ def fit_growth(errors: np.ndarray) -> tuple[float, float]:
 
 
 def compounding_table(curves: dict[str, CompoundingCurve], ks=(1, 5, 10, 15)) -> str:
-    lines = ["| model | " + " | ".join(f"k={k}" for k in ks) + " | epsilon | L | bound at H |", "|---" * (len(ks) + 4) + "|"]
+    lines = [
+        "| model | " + " | ".join(f"k={k}" for k in ks) + " | epsilon | L | bound at H |",
+        "|---" * (len(ks) + 4) + "|",
+    ]
     for name, curve in curves.items():
         eps, growth = fit_growth(curve.state_error)
         horizon = len(curve.state_error)
         cells = [f"{curve.state_error[k - 1]:.3f}" if k <= horizon else "" for k in ks]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {eps:.4f} | {growth:.3f} | {float(error_bound(eps, growth, horizon)):.3f} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {eps:.4f} | {growth:.3f} | {float(error_bound(eps, growth, horizon)):.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +96,13 @@ def plot_compounding(curves: dict[str, CompoundingCurve], path: Path) -> Path:
         ks = np.arange(1, len(curve.state_error) + 1)
         eps, growth = fit_growth(curve.state_error)
         line = ax.plot(ks, curve.state_error, marker=".", label=f"{name} (measured)")[0]
-        ax.plot(ks, error_bound(eps, growth, ks), linestyle="--", color=line.get_color(), label=f"{name} bound, eps={eps:.3f}, L={growth:.2f}")
+        ax.plot(
+            ks,
+            error_bound(eps, growth, ks),
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{name} bound, eps={eps:.3f}, L={growth:.2f}",
+        )
     ax.set(xlabel="open-loop steps k", ylabel="relative state error", title="compounding model error")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

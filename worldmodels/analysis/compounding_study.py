@@ -55,8 +55,17 @@ def ensemble_mean_rollout(model: Ensemble):
     return rollout
 
 
-def run_study(spec: str, train_episodes: int, test_episodes: int, horizon: int, action_repeat: int, out: Path, seed: int = 0,
-              epochs: int = 100, hidden: tuple[int, ...] = (200, 200, 200)) -> str:
+def run_study(
+    spec: str,
+    train_episodes: int,
+    test_episodes: int,
+    horizon: int,
+    action_repeat: int,
+    out: Path,
+    seed: int = 0,
+    epochs: int = 100,
+    hidden: tuple[int, ...] = (200, 200, 200),
+) -> str:
     torch.manual_seed(seed)
     states, actions, rewards = random_episodes(spec, train_episodes + test_episodes, action_repeat, seed)
     train = slice(0, train_episodes)
@@ -65,17 +74,29 @@ def run_study(spec: str, train_episodes: int, test_episodes: int, horizon: int, 
     s2, r = states[train, 1:].flatten(0, 1), rewards[train].flatten(0, 1)
     linear = LinearGaussianModel().fit(s.double(), a.double(), s2.double())
     ensemble = Ensemble(s.shape[1], a.shape[1], members=5, hidden=hidden, learn_reward=True)
-    fit_ensemble(ensemble, torch.cat([s, a], -1), ensemble.targets(s, a, s2, r), epochs=epochs, generator=torch.Generator().manual_seed(seed))
+    fit_ensemble(
+        ensemble,
+        torch.cat([s, a], -1),
+        ensemble.targets(s, a, s2, r),
+        epochs=epochs,
+        generator=torch.Generator().manual_seed(seed),
+    )
     curves = {
-        "linear-Gaussian": k_step_errors(lambda st, ac: linear.rollout(st.double(), ac.double()).float(), states[test], actions[test], horizon),
-        f"PETS ensemble (5 x {'x'.join(map(str, hidden))})": k_step_errors(ensemble_mean_rollout(ensemble), states[test], actions[test], horizon, rewards[test]),
+        "linear-Gaussian": k_step_errors(
+            lambda st, ac: linear.rollout(st.double(), ac.double()).float(), states[test], actions[test], horizon
+        ),
+        f"PETS ensemble (5 x {'x'.join(map(str, hidden))})": k_step_errors(
+            ensemble_mean_rollout(ensemble), states[test], actions[test], horizon, rewards[test]
+        ),
     }
     out.mkdir(parents=True, exist_ok=True)
     task = spec.replace(":", "_")
     plot_compounding(curves, out / f"compounding-{task}.png")
     table = compounding_table(curves)
-    (out / f"compounding-{task}.md").write_text(f"{spec}, action repeat {action_repeat}, {train_episodes} random-action training "
-                                                 f"episodes, {test_episodes} held out, open-loop horizon {horizon}\n\n{table}")
+    (out / f"compounding-{task}.md").write_text(
+        f"{spec}, action repeat {action_repeat}, {train_episodes} random-action training "
+        f"episodes, {test_episodes} held out, open-loop horizon {horizon}\n\n{table}"
+    )
     return table
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldmodels.agents.dreamer import lambda_returns
+from worldmodels.behaviours.returns import lambda_returns
+from worldmodels.models.muzero import stack_frames
 
 
 @dataclass
@@ -26,8 +27,10 @@ class PredictionFit:
     steps: int  # steps whose value was scored
 
     def __str__(self) -> str:
-        return (f"reward corr {self.reward_corr:.3f} | value corr {self.value_corr:.3f}, RMSE {self.value_rmse:.2f} "
-                f"(returns' std {self.return_std:.2f}) | {self.steps} steps")
+        return (
+            f"reward corr {self.reward_corr:.3f} | value corr {self.value_corr:.3f}, RMSE {self.value_rmse:.2f} "
+            f"(returns' std {self.return_std:.2f}) | {self.steps} steps"
+        )
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,14 +48,15 @@ def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
 
 
 def episode_observations(agent, episode: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """One episode's observations [T, ...] as the agent's updates see them (pixels: frame stacks, the first
-    frame repeated before the start, as the replay pads windows), through the agent's own ``obs_at``."""
-    T = len(episode["reward"])
-    window = {"state": episode["state"][None]} if "state" in episode else {}
-    if agent.net.has_pixels:
-        history = np.repeat(episode["pixels"][:1], agent.frames - 1, 0)  # [frames - 1, C, H, W]
-        window = {"frames": np.concatenate([history, episode["pixels"]])[None]}  # [1, frames - 1 + T, C, H, W]
-    return agent.obs_at(window, np.zeros(T, np.int64), np.arange(T))
+    """One episode's observations [T, ...] as the agent sees them (pixels: stacks of its last F frames, the
+    first frame repeated before the start, as acting and the replay's windows do)."""
+    if not agent.net.has_pixels:
+        return {"state": torch.as_tensor(episode["state"], dtype=torch.float32, device=agent.device)}
+    T, F = len(episode["reward"]), agent.frames
+    history = np.repeat(episode["pixels"][:1], F - 1, 0)  # [F - 1, C, H, W]
+    frames = torch.as_tensor(np.concatenate([history, episode["pixels"]]))  # [F - 1 + T, C, H, W]
+    stacks = stack_frames(frames[torch.arange(T)[:, None] + torch.arange(F)])  # [T, F x C, H, W]
+    return {"pixels": stacks.to(agent.device)}
 
 
 def unscored_tail(discount: float, weight: float = 0.05) -> int:
@@ -68,7 +72,7 @@ def prediction_fit(agent, episodes: list[dict[str, np.ndarray]]) -> PredictionFi
     values, returns, predicted, rewards = [], [], [], []
     for episode in episodes:
         s = net.represent(episode_observations(agent, episode))  # [T, L]
-        actions = torch.as_tensor(agent.action_index(episode["action"]), device=s.device)  # [T], a_t leads into t
+        actions = torch.as_tensor(agent.action_grid.index(episode["action"]), device=s.device)  # [T], a_t leads into t
         scalars, _ = net.decode_scalars(s)  # [T, 2] (reward, value)
         next_scalars, _ = net.decode_scalars(net.dynamics(s[:-1], actions[1:]))  # [T-1, 2]
         T = len(episode["reward"])
@@ -79,8 +83,10 @@ def prediction_fit(agent, episodes: list[dict[str, np.ndarray]]) -> PredictionFi
         rewards.append(episode["reward"][1:])
     values, returns, predicted, rewards = map(np.concatenate, (values, returns, predicted, rewards))
     if len(values) < 2:
-        raise ValueError(f"{len(values)} scored steps: pass longer or more episodes (steps within "
-                         f"{unscored_tail(discount)} of a truncated episode's end are not scored)")
+        raise ValueError(
+            f"{len(values)} scored steps: pass longer or more episodes (steps within "
+            f"{unscored_tail(discount)} of a truncated episode's end are not scored)"
+        )
     return PredictionFit(
         reward_corr=correlation(predicted, rewards),
         value_corr=correlation(values, returns),

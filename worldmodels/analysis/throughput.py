@@ -9,7 +9,9 @@ import numpy as np
 from worldmodels.envs import make_vector_env
 
 
-def collection_throughput(spec: str, num_envs: int, env_steps: int, seed: int = 0, warmup_steps: int = 50, **env_kwargs) -> float:
+def collection_throughput(
+    spec: str, num_envs: int, env_steps: int, seed: int = 0, warmup_steps: int = 50, **env_kwargs
+) -> float:
     """Env steps (after action repeat) per second, with subprocess startup and a short warm-up excluded."""
     repeat = env_kwargs.get("action_repeat", 1)
     envs = make_vector_env(spec, num_envs, seed=seed, **env_kwargs)

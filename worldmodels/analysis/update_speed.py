@@ -39,16 +39,23 @@ def synthetic_batch(spec, obs_space, action_space, rng: np.random.Generator, ext
         return {"obs": obs(), "next_obs": obs(), "action": action, "reward": reward, "terminated": np.zeros(lead, bool)}
     first = np.zeros(lead, bool)
     first[:, 0] = True
-    batch = {**obs(), "action": action, "reward": reward, "is_first": first, "is_last": np.zeros(lead, bool),
-             "is_terminal": np.zeros(lead, bool), "valid": np.ones(lead, bool)}
+    batch = {
+        **obs(),
+        "action": action,
+        "reward": reward,
+        "is_first": first,
+        "is_last": np.zeros(lead, bool),
+        "is_terminal": np.zeros(lead, bool),
+        "valid": np.ones(lead, bool),
+    }
     for name, (shape, dtype) in (extras or {}).items():
         batch[name] = np.full(lead + shape, 1.0 / shape[-1] if shape else 0.0, dtype)
     return batch
 
 
 def agent_batch(agent, rng: np.random.Generator) -> dict:
-    """A synthetic batch of the shape ``agent.update`` consumes (its batch spec and replay extras)."""
-    return synthetic_batch(agent.batch_spec(), agent.obs_space, agent.action_space, rng, agent.replay_extras())
+    """A synthetic batch of the shape the agent's first batch stream consumes (its spec and replay extras)."""
+    return synthetic_batch(agent.streams()[0].spec, agent.obs_space, agent.action_space, rng, agent.replay_extras())
 
 
 def probe_agent(cfg: Config):
@@ -56,27 +63,36 @@ def probe_agent(cfg: Config):
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     env = make_env(cfg.env.spec, obs=cfg.env.obs, size=cfg.env.size, seed=0)
-    agent = build_agent(cfg.agent, env.observation_space, env.action_space, "cpu" if cfg.train.device == "auto" else cfg.train.device)
+    agent = build_agent(
+        cfg.agent, env.observation_space, env.action_space, "cpu" if cfg.train.device == "auto" else cfg.train.device
+    )
     first, _ = env.reset(seed=0)
     env.close()
     return agent, first
 
 
 def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
-    """Median seconds per agent.update over ``repeats`` timed calls, and the parameter count."""
+    """Median seconds per update of the agent's first batch stream over ``repeats`` timed calls, and the
+    parameter count."""
     agent, _ = probe_agent(cfg)
     batch = agent_batch(agent, np.random.default_rng(0))
+    update = agent.streams()[0].update
     for _ in range(warmup):
-        agent.update(batch)
+        update(batch)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        agent.update(batch)
+        update(batch)
         times.append(time.perf_counter() - start)
     modules = [m for m in vars(agent).values() if isinstance(m, torch.nn.Module)]
     params = sum(p.numel() for m in modules for p in m.parameters())
-    return {"median_s": float(np.median(times)), "min_s": float(np.min(times)), "times": times, "parameters": params,
-            "threads": torch.get_num_threads()}
+    return {
+        "median_s": float(np.median(times)),
+        "min_s": float(np.min(times)),
+        "times": times,
+        "parameters": params,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def act_seconds(cfg: Config, repeats: int = 5, batch: int = 1) -> dict:
@@ -86,11 +102,11 @@ def act_seconds(cfg: Config, repeats: int = 5, batch: int = 1) -> dict:
         agent.fitted = True  # time the planner, not the random warm-up policy
     obs = {k: np.repeat(v[None], batch, 0) for k, v in first.items()}
     obs["is_first"] = np.ones(batch, bool)
-    _, state = agent.act(obs, None, explore=True)
+    _, state, _ = agent.act(obs, None, explore=True)
     obs["is_first"] = np.zeros(batch, bool)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        _, state = agent.act(obs, state, explore=True)
+        _, state, _ = agent.act(obs, state, explore=True)
         times.append(time.perf_counter() - start)
     return {"median_s": float(np.median(times)), "min_s": float(np.min(times)), "threads": torch.get_num_threads()}

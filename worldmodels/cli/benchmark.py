@@ -7,6 +7,8 @@ import itertools
 import sys
 from pathlib import Path
 
+from worldmodels.cli.errors import UsageError, run_command
+
 EPILOG = """examples:
   # 3 seeds of SAC on Pendulum, 20k env steps each; rows appended to benchmarks/results.jsonl
   python scripts/benchmark.py run --config configs/sac/pendulum.yaml --agents sac \\
@@ -23,8 +25,12 @@ Dotted overrides (train.threads=1 ...) go before the options, since --seeds take
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmark", description="Run agent x task x seed grids and report them.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="benchmark",
+        description="Run agent x task x seed grids and report them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train every (agent, task, seed) and append result rows")
     run.add_argument("overrides", nargs="*", help="dotted config overrides applied to every run")
@@ -33,7 +39,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--tasks", nargs="+", required=True, help="env specs, e.g. gym:Pendulum-v1 dmc:cartpole-swingup")
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--env-steps", type=int, help="env-step budget per run (default: the config's)")
-    run.add_argument("--results", type=Path, default=Path("benchmarks/results.jsonl"), help="JSONL file rows are appended to")
+    run.add_argument(
+        "--results", type=Path, default=Path("benchmarks/results.jsonl"), help="JSONL file rows are appended to"
+    )
     run.add_argument("--root", default="checkpoints/benchmark", help="where the runs' directories go")
     collect = sub.add_parser("collect", help="measure collection throughput (env steps/s) for several env counts")
     collect.add_argument("--task", default="dmc:cartpole-swingup")
@@ -75,7 +83,13 @@ def run_grid(args) -> int:
 
     machine = machine_description()
     for agent, task, seed in itertools.product(args.agents, args.tasks, args.seeds):
-        overrides = [f"agent.name={agent}", f"env.spec={task}", f"train.seed={seed}", f"run.root={args.root}", *args.overrides]
+        overrides = [
+            f"agent.name={agent}",
+            f"env.spec={task}",
+            f"train.seed={seed}",
+            f"run.root={args.root}",
+            *args.overrides,
+        ]
         if args.env_steps is not None:
             overrides.append(f"train.env_steps={args.env_steps}")
         cfg = load_config(args.config, overrides)
@@ -83,18 +97,32 @@ def run_grid(args) -> int:
         run_dir = train(cfg)
         rows = rows_from_run(run_dir, task, agent, seed, cfg.env.obs, machine)
         append_rows(args.results, rows)
-        print(f"   final eval return {rows[-1]['return_mean']:.1f} at {rows[-1]['env_steps']:,} env steps -> {args.results}", flush=True)
+        print(
+            f"   final eval return {rows[-1]['return_mean']:.1f} at {rows[-1]['env_steps']:,} env steps "
+            f"-> {args.results}",
+            flush=True,
+        )
     return 0
 
 
 def collect(args) -> int:
     from worldmodels.analysis.throughput import collection_throughput
 
-    print(f"{args.task} {args.obs} {args.size}x{args.size}, action repeat {args.action_repeat}, fast_render={args.fast_render}")
+    print(
+        f"{args.task} {args.obs} {args.size}x{args.size}, action repeat {args.action_repeat}, "
+        f"fast_render={args.fast_render}"
+    )
     base = None
     for n in args.envs:
-        rate = collection_throughput(args.task, n, args.env_steps, obs=args.obs, size=args.size,
-                                     action_repeat=args.action_repeat, fast_render=args.fast_render)
+        rate = collection_throughput(
+            args.task,
+            n,
+            args.env_steps,
+            obs=args.obs,
+            size=args.size,
+            action_repeat=args.action_repeat,
+            fast_render=args.fast_render,
+        )
         base = base or rate
         print(f"  {n} env(s): {rate:8.1f} env steps/s  ({rate / base:.2f}x)", flush=True)
     return 0
@@ -106,8 +134,11 @@ def speed(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     result = update_seconds(cfg, repeats=args.repeats)
-    print(f"{cfg.agent.name}: {result['median_s']:.3f} s per update (median of {args.repeats}, min {result['min_s']:.3f}), "
-          f"{result['parameters'] / 1e6:.2f}M parameters (slow copies included), {result['threads']} threads")
+    print(
+        f"{cfg.agent.name}: {result['median_s']:.3f} s per update "
+        f"(median of {args.repeats}, min {result['min_s']:.3f}), "
+        f"{result['parameters'] / 1e6:.2f}M parameters (slow copies included), {result['threads']} threads"
+    )
     return 0
 
 
@@ -117,8 +148,10 @@ def act_speed(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     result = act_seconds(cfg, repeats=args.repeats, batch=args.batch)
-    print(f"{cfg.agent.name}: {1000 * result['median_s']:.1f} ms per decision for {args.batch} env(s) "
-          f"(median of {args.repeats}, min {1000 * result['min_s']:.1f}), {result['threads']} threads")
+    print(
+        f"{cfg.agent.name}: {1000 * result['median_s']:.1f} ms per decision for {args.batch} env(s) "
+        f"(median of {args.repeats}, min {1000 * result['min_s']:.1f}), {result['threads']} threads"
+    )
     if hasattr(cfg.agent, "simulations"):  # tree search: the rate the search-speed targets are stated in
         rate = args.batch * cfg.agent.simulations / result["median_s"]
         print(f"{cfg.agent.name}: {rate:,.0f} simulations/s ({cfg.agent.simulations} simulations x {args.batch} roots)")
@@ -141,14 +174,13 @@ def muzero_fit(args) -> int:
     agent, cfg = load_agent(args.run_dir)
     if cfg.agent.name != "muzero":
         raise ConfigError(f"{args.run_dir} holds a '{cfg.agent.name}' run; muzero-fit reads MuZero runs")
-    files = episode_files(args.run_dir / "replay")[-args.episodes:]
+    files = episode_files(args.run_dir / "replay")[-args.episodes :]
     if not files:
         raise FileNotFoundError(f"{args.run_dir / 'replay'} holds no episodes")
     try:
         fit = prediction_fit(agent, [load_episode(f) for f in files])
     except ValueError as err:  # too few steps to score
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from err
     print(f"{args.run_dir}, newest {len(files)} episodes: {fit}")
     return 0
 
@@ -168,18 +200,16 @@ def report(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    import worldmodels  # noqa: F401
-    from worldmodels.config import ConfigError
-    from worldmodels.envs import EnvSpecError
-    from worldmodels.run.checkpoint import CheckpointError
-
-    commands = {"run": run_grid, "report": report, "collect": collect, "speed": speed, "act-speed": act_speed,
-                "compounding": compounding, "muzero-fit": muzero_fit}
-    try:
-        return commands[args.command](args)
-    except (ConfigError, EnvSpecError, CheckpointError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    commands = {
+        "run": run_grid,
+        "report": report,
+        "collect": collect,
+        "speed": speed,
+        "act-speed": act_speed,
+        "compounding": compounding,
+        "muzero-fit": muzero_fit,
+    }
+    return run_command(lambda: commands[args.command](args))
 
 
 if __name__ == "__main__":

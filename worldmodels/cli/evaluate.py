@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from worldmodels.cli.errors import UsageError, run_command
+
 EPILOG = """examples:
   python scripts/evaluate.py checkpoints/<run>                       # 10 episodes, deterministic policy
   python scripts/evaluate.py checkpoints/<run> --episodes 20 --seed 3 --video eval.gif
@@ -14,8 +16,12 @@ EPILOG = """examples:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate", description="Evaluate the latest checkpoint of a run with the shared evaluate().",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="evaluate",
+        description="Evaluate the latest checkpoint of a run with the shared evaluate().",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run_dir", type=Path, help="a run directory, e.g. checkpoints/<run>")
     p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
     p.add_argument("--seed", type=int, default=0, help="env k is seeded seed + k (default 0)")
@@ -26,21 +32,20 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    import worldmodels  # noqa: F401
-    from worldmodels.run.checkpoint import CheckpointError
+    return run_command(lambda: evaluate_command(args))
+
+
+def evaluate_command(args) -> int:
     from worldmodels.run.evaluation import evaluate
     from worldmodels.run.loop import env_kwargs, load_agent
     from worldmodels.run.video import write_gif
 
     if args.episodes < 1:
-        print("error: --episodes must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        agent, cfg = load_agent(args.run_dir, args.device)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    result = evaluate(agent, cfg.env.spec, args.episodes, args.seed, env_kwargs(cfg), record_video=args.video is not None)
+        raise UsageError("--episodes must be at least 1")
+    agent, cfg = load_agent(args.run_dir, args.device)
+    result = evaluate(
+        agent, cfg.env.spec, args.episodes, args.seed, env_kwargs(cfg), record_video=args.video is not None
+    )
     if args.video is not None:
         write_gif(result.frames, args.video, fps=25)
     print(json.dumps({"run": str(args.run_dir), "task": cfg.env.spec, "seed": args.seed, **result.summary()}, indent=2))

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from worldmodels.cli.errors import run_command
+
 EPILOG = """examples:
   python scripts/train.py                                   # configs/default.yaml
   python scripts/train.py --config configs/sac/pendulum.yaml train.seed=1
@@ -27,7 +29,12 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.env_steps=20000")
-    p.add_argument("--config", action="append", default=None, help="YAML preset(s), applied in order (default: configs/default.yaml)")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=None,
+        help="YAML preset(s), applied in order (default: configs/default.yaml)",
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this directory from its last checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
@@ -35,34 +42,32 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    import worldmodels  # noqa: F401  (sets up headless rendering first)
+    return run_command(lambda: train_command(args))
+
+
+def train_command(args) -> int:
     from worldmodels.config import ConfigError, config_to_dict, load_config
-    from worldmodels.envs import EnvSpecError
     from worldmodels.run.checkpoint import CheckpointError
 
-    try:
-        if args.resume:
-            if args.config:
-                raise ConfigError("--resume reads the run's own config.yaml; give changes as overrides, not --config")
-            files = [Path(args.resume) / "config.yaml"]
-            if not files[0].exists():
-                raise CheckpointError(f"{args.resume} has no config.yaml; --resume takes a run directory such as checkpoints/<run>")
-        else:
-            files = args.config or [default_config()]
-        cfg = load_config(files, args.overrides)
-        if args.print_config:
-            import yaml
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume reads the run's own config.yaml; give changes as overrides, not --config")
+        files = [Path(args.resume) / "config.yaml"]
+        if not files[0].exists():
+            raise CheckpointError(
+                f"{args.resume} has no config.yaml; --resume takes a run directory such as checkpoints/<run>"
+            )
+    else:
+        files = args.config or [default_config()]
+    cfg = load_config(files, args.overrides)
+    if args.print_config:
+        import yaml
 
-            print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-            return 0
-        from worldmodels.run.loop import train
+        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        return 0
+    from worldmodels.run.loop import train
 
-        run_dir = train(cfg, resume=args.resume)
-    except (ConfigError, EnvSpecError, CheckpointError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    run_dir = train(cfg, resume=args.resume)
     print(f"done: {run_dir}")
     return 0
 

@@ -1,7 +1,7 @@
 """Environments behind one spec string: ``dmc:<domain>-<task>`` or ``gym:<registered id>``.
 
-    env = make_env("dmc:cartpole-swingup", obs="pixels", size=64, action_repeat=2, seed=0)
-    envs = make_vector_env("dmc:cartpole-swingup", num_envs=2, obs="pixels", seed=0)
+env = make_env("dmc:cartpole-swingup", obs="pixels", size=64, action_repeat=2, seed=0)
+envs = make_vector_env("dmc:cartpole-swingup", num_envs=2, obs="pixels", seed=0)
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ class ContinuousCartPole(CartPoleEnv):
         x, x_dot, theta, theta_dot = self.state
         cos, sin = np.cos(theta), np.sin(theta)
         temp = (force + self.polemass_length * theta_dot**2 * sin) / self.total_mass
-        theta_acc = (self.gravity * sin - cos * temp) / (self.length * (4.0 / 3.0 - self.masspole * cos**2 / self.total_mass))
+        theta_acc = (self.gravity * sin - cos * temp) / (
+            self.length * (4.0 / 3.0 - self.masspole * cos**2 / self.total_mass)
+        )
         x_acc = temp - self.polemass_length * theta_acc * cos / self.total_mass
         x, x_dot = x + self.tau * x_dot, x_dot + self.tau * x_acc
         theta, theta_dot = theta + self.tau * theta_dot, theta_dot + self.tau * theta_acc

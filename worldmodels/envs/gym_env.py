@@ -39,7 +39,11 @@ class GymEnv(gymnasium.Env):
         if isinstance(inner_act, spaces.Discrete):
             self.action_space = spaces.Discrete(int(inner_act.n))
             self._continuous = False
-        elif isinstance(inner_act, spaces.Box) and np.all(np.isfinite(inner_act.low)) and np.all(np.isfinite(inner_act.high)):
+        elif (
+            isinstance(inner_act, spaces.Box)
+            and np.all(np.isfinite(inner_act.low))
+            and np.all(np.isfinite(inner_act.high))
+        ):
             self.action_space = normalized_box(int(np.prod(inner_act.shape)))
             self._low = inner_act.low.astype(np.float64).reshape(-1)
             self._high = inner_act.high.astype(np.float64).reshape(-1)

@@ -21,8 +21,16 @@ from worldmodels.nets.mlp import EnsembleMLP
 
 
 class Ensemble(nn.Module):
-    def __init__(self, state_dim: int, action_dim: int, members: int = 5, hidden: tuple[int, ...] = (200, 200, 200),
-                 probabilistic: bool = True, learn_reward: bool = False, activation=nn.SiLU):
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        members: int = 5,
+        hidden: tuple[int, ...] = (200, 200, 200),
+        probabilistic: bool = True,
+        learn_reward: bool = False,
+        activation=nn.SiLU,
+    ):
         super().__init__()
         self.state_dim, self.action_dim, self.members = state_dim, action_dim, members
         self.probabilistic, self.learn_reward = probabilistic, learn_reward
@@ -60,9 +68,11 @@ class Ensemble(nn.Module):
         return mean, logvar
 
     def predict(self, states: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every member on the same inputs [N, S], [N, A] -> mean and variance of the target, [K, N, O], in data units."""
+        """Every member on the same inputs [N, S], [N, A] (or member k on its own, [K, N, S], [K, N, A]) -> mean and
+        variance of the target, [K, N, O], in data units (variance 0 for deterministic members)."""
         mean, logvar = self(torch.cat([states, actions], -1))
-        return mean * self.out_std + self.out_mean, logvar.exp() * self.out_std**2
+        var = logvar.exp() * self.out_std**2 if self.probabilistic else torch.zeros_like(mean)
+        return mean * self.out_std + self.out_mean, var
 
     def uncertainty(self, states, actions) -> tuple[torch.Tensor, torch.Tensor]:
         """(epistemic, aleatoric) variances [N, O]: variance of member means, mean of member variances."""
@@ -87,9 +97,18 @@ class Ensemble(nn.Module):
         return ((mean - targets).pow(2) * torch.exp(-logvar) + logvar).mean((1, 2))
 
 
-def fit_ensemble(model: Ensemble, inputs: torch.Tensor, targets: torch.Tensor, epochs: int = 50, batch_size: int = 256,
-                 lr: float = 1e-3, weight_decay: float = 5e-5, holdout_ratio: float = 0.1, patience: int = 5,
-                 generator=None) -> dict[str, float]:
+def fit_ensemble(
+    model: Ensemble,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    epochs: int = 50,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 5e-5,
+    holdout_ratio: float = 0.1,
+    patience: int = 5,
+    generator=None,
+) -> dict[str, float]:
     """Train every member on its own bootstrap; stop when the held-out MSE stops improving.
 
     inputs [N, I], targets [N, O] in data units. Returns the final training loss and held-out MSE.
@@ -106,7 +125,8 @@ def fit_ensemble(model: Ensemble, inputs: torch.Tensor, targets: torch.Tensor, e
     best_val = torch.full((k,), float("inf"))
     best_state, stale, train_loss = copy.deepcopy(model.state_dict()), 0, float("nan")
     for _ in range(epochs):
-        shuffled = bootstrap.gather(1, torch.argsort(torch.rand(bootstrap.shape, generator=generator), 1))  # [K, Ntrain]
+        order = torch.argsort(torch.rand(bootstrap.shape, generator=generator), 1)
+        shuffled = bootstrap.gather(1, order)  # [K, Ntrain]
         for start in range(0, shuffled.shape[1], batch_size):
             idx = shuffled[:, start : start + batch_size]  # [K, B]
             loss = model.member_loss(inputs[idx], norm_targets[idx]).sum()
@@ -144,8 +164,16 @@ PROPAGATIONS = ("ts_inf", "ts1", "expectation")
 
 
 @torch.no_grad()
-def particle_rollout(model: Ensemble, start: torch.Tensor, actions: torch.Tensor, particles: int = 20,
-                     propagation: str = "ts_inf", reward_fn=None, done_fn=None, generator=None):
+def particle_rollout(
+    model: Ensemble,
+    start: torch.Tensor,
+    actions: torch.Tensor,
+    particles: int = 20,
+    propagation: str = "ts_inf",
+    reward_fn=None,
+    done_fn=None,
+    generator=None,
+):
     """Propagate P particles per candidate through the ensemble (PETS).
 
     start [B, S], actions [B, N, H, A] -> Rollout(rewards [B, N, H] mean over particles, reward_std [B, N, H],
@@ -178,10 +206,13 @@ def particle_rollout(model: Ensemble, start: torch.Tensor, actions: torch.Tensor
             learned = out[:, -1].reshape(b, n, particles) if model.learn_reward else None
         else:
             if propagation == "ts1":  # a random member per particle and step: shuffle particles within candidates
-                perm = torch.argsort(torch.rand(b, n, particles, generator=generator, device=state.device), -1)  # [B, N, P]
+                draw = torch.rand(b, n, particles, generator=generator, device=state.device)
+                perm = torch.argsort(draw, -1)  # [B, N, P]
                 state = state.gather(2, perm[..., None].expand_as(state))
             nxt, learned = _members_step(model, state, act, generator)
-        r = reward_fn(state.reshape(-1, state.shape[-1]), act.reshape(-1, act.shape[-1]), nxt.reshape(-1, nxt.shape[-1])).reshape(b, n, particles) if reward_fn else learned
+        r = learned
+        if reward_fn is not None:
+            r = reward_fn(state.flatten(0, 2), act.flatten(0, 2), nxt.flatten(0, 2)).reshape(b, n, particles)
         if done_fn is not None:
             r = r * alive
             alive = alive & ~done_fn(nxt.reshape(-1, nxt.shape[-1])).reshape(b, n, particles)
@@ -193,7 +224,7 @@ def particle_rollout(model: Ensemble, start: torch.Tensor, actions: torch.Tensor
 
 def _members_step(model: Ensemble, state: torch.Tensor, act: torch.Tensor, generator):
     """Particle p of every candidate steps with member p mod K: [B, N, P, S] -> [B, N, P, S], rewards [B, N, P]."""
-    b, n, p, s = state.shape
+    b, n, p, _ = state.shape
     k = model.members
 
     def group(x):  # [B, N, P, D] -> [K, B * N * P / K, D], member-major

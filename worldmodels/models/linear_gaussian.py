@@ -24,7 +24,7 @@ class LinearGaussianModel:
         x = self.design(states, actions)
         return x.T @ x, x.T @ next_states
 
-    def fit(self, states: torch.Tensor, actions: torch.Tensor, next_states: torch.Tensor) -> "LinearGaussianModel":
+    def fit(self, states: torch.Tensor, actions: torch.Tensor, next_states: torch.Tensor) -> LinearGaussianModel:
         """states [N, S], actions [N, U], next_states [N, S]; W = (X^T X + ridge I)^-1 X^T Y."""
         xtx, xty = self.normal_equations(states, actions, next_states)
         weights = torch.linalg.solve(xtx + self.ridge * torch.eye(xtx.shape[0], dtype=xtx.dtype), xty)  # [P, S]

@@ -3,7 +3,10 @@
 The reward of g and the policy and value of f share one head MLP on the latent (``heads``), so that a search
 step is one dynamics call and one head call.
 
-Dimension letters: B batch, L latent size, A actions, K support bins.
+Dimension letters: B batch, L latent size, A actions, K support bins, F stacked frames.
+
+From pixels the representation sees the last F frames stacked on the channel axis (``stack_frames``: the one
+routine acting, training windows and analysis all use).
 
 Hidden states are min-max scaled to [0, 1] per sample (MuZero appendix G), so the dynamics always sees the
 same range. Reward and value heads output logits over a two-hot symlog support (decoded to scalars inside the
@@ -32,14 +35,30 @@ def scale_hidden(s: torch.Tensor) -> torch.Tensor:
     return (s - low) / (high - low + 1e-5)
 
 
+def stack_frames(frames: torch.Tensor) -> torch.Tensor:
+    """Frames [..., F, C, H, W], oldest first -> the representation's input [..., F x C, H, W], stored
+    channels-last (the layout the conv encoder reads)."""
+    stack = frames.movedim(-3, -1).movedim(-4, -2)  # [..., H, W, F, C]
+    return stack.contiguous().flatten(-2).movedim(-1, -3)  # [..., F x C, H, W], HWC in memory
+
+
 def block(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
     """MLP with ``layers`` hidden layers of Linear + LayerNorm + ELU."""
     return mlp(in_dim, (hidden,) * layers, out_dim, activation=nn.ELU, layer_norm=True)
 
 
 class MuZeroNet(nn.Module):
-    def __init__(self, obs_space, actions: int, latent: int = 64, hidden: int = 128, bins: int = 101,
-                 depth: int = 16, layers: int = 2, frames: int = 1):
+    def __init__(
+        self,
+        obs_space,
+        actions: int,
+        latent: int = 64,
+        hidden: int = 128,
+        bins: int = 101,
+        depth: int = 16,
+        layers: int = 2,
+        frames: int = 1,
+    ):
         """``frames``: pixel frames stacked on the channel axis of the representation's input."""
         super().__init__()
         self.actions = actions
@@ -61,10 +80,16 @@ class MuZeroNet(nn.Module):
         # otherwise makes any two projections nearly parallel (cosine 0.94 for random pairs of observations
         # with LayerNorm heads) and leaves the consistency loss little to pull on. Training only: search never
         # projects, so acting never sees batch statistics.
-        self.project = nn.Sequential(nn.Linear(latent, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                     nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden))
-        self.predict_projection = nn.Sequential(nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                                nn.Linear(hidden, hidden))
+        self.project = nn.Sequential(
+            nn.Linear(latent, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.BatchNorm1d(hidden),
+        )
+        self.predict_projection = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, hidden)
+        )
 
     def to(self, *args, **kwargs):
         out = super().to(*args, **kwargs)

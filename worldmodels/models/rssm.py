@@ -19,6 +19,7 @@ from torch import nn
 
 from worldmodels.nets.conv import ConvEncoder
 from worldmodels.nets.distributions import TwoHot, categorical_kl, straight_through_onehot, symlog, unimix_logits
+from worldmodels.nets.mlp import layernorm_mlp
 
 
 @dataclass
@@ -29,22 +30,8 @@ class RSSMState:
     def features(self) -> torch.Tensor:
         return torch.cat([self.deter, self.stoch.flatten(-2)], -1)  # [..., F]
 
-    def map(self, fn) -> "RSSMState":
+    def map(self, fn) -> RSSMState:
         return RSSMState(fn(self.deter), fn(self.stoch))
-
-
-def dense(in_dim: int, out_dim: int) -> nn.Sequential:
-    """Linear -> LayerNorm -> SiLU, DreamerV3's hidden layer."""
-    return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.LayerNorm(out_dim), nn.SiLU())
-
-
-def head(in_dim: int, hidden: int, layers: int, out_dim: int, zero_init: bool = False) -> nn.Sequential:
-    blocks = [dense(in_dim if i == 0 else hidden, hidden) for i in range(layers)]
-    out = nn.Linear(hidden if layers else in_dim, out_dim)
-    if zero_init:  # reward and value heads start predicting 0, which keeps early returns sane
-        nn.init.zeros_(out.weight)
-        nn.init.zeros_(out.bias)
-    return nn.Sequential(*blocks, out)
 
 
 class LayerNormGRUCell(nn.Module):
@@ -72,7 +59,7 @@ class ImageDecoder(nn.Module):
         self.side = size // 16
         self.inp = nn.Linear(feat_dim, self.channels[0] * self.side**2)
         layers = []
-        for a, b in zip(self.channels[:-1], self.channels[1:]):
+        for a, b in zip(self.channels[:-1], self.channels[1:], strict=True):
             layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.GroupNorm(1, b), nn.SiLU()]
         layers.append(nn.ConvTranspose2d(self.channels[-1], 3, 4, stride=2, padding=1))
         self.net = nn.Sequential(*layers)
@@ -84,9 +71,21 @@ class ImageDecoder(nn.Module):
 
 
 class WorldModel(nn.Module):
-    def __init__(self, obs_space, action_dim: int, depth: int = 16, deter: int = 256, stoch: int = 16,
-                 classes: int = 16, hidden: int = 256, head_layers: int = 2, unimix: float = 0.01,
-                 free_nats: float = 1.0, dyn_scale: float = 0.5, rep_scale: float = 0.1):
+    def __init__(
+        self,
+        obs_space,
+        action_dim: int,
+        depth: int = 16,
+        deter: int = 256,
+        stoch: int = 16,
+        classes: int = 16,
+        hidden: int = 256,
+        head_layers: int = 2,
+        unimix: float = 0.01,
+        free_nats: float = 1.0,
+        dyn_scale: float = 0.5,
+        rep_scale: float = 0.1,
+    ):
         super().__init__()
         self.stoch, self.classes, self.deter_dim = stoch, classes, deter
         self.unimix, self.free_nats, self.dyn_scale, self.rep_scale = unimix, free_nats, dyn_scale, rep_scale
@@ -95,19 +94,21 @@ class WorldModel(nn.Module):
         self.state_dim = obs_space["state"].shape[0] if "state" in obs_space.spaces else 0
         size = obs_space["pixels"].shape[-1] if self.has_pixels else 64
         if self.has_pixels and size != 64:
-            raise ValueError(f"the RSSM's conv encoder and decoder expect 64x64 pixels, got {size}x{size}; set env.size=64")
+            raise ValueError(
+                f"the RSSM's conv encoder and decoder expect 64x64 pixels, got {size}x{size}; set env.size=64"
+            )
         embed = 0
         if self.has_pixels:
             self.conv = ConvEncoder(size, (depth, 2 * depth, 4 * depth, 8 * depth))
             embed += self.conv.out_dim
         if self.state_dim:
-            self.state_encoder = head(self.state_dim, hidden, head_layers, hidden)
+            self.state_encoder = layernorm_mlp(self.state_dim, hidden, head_layers, hidden)
             embed += hidden
         latent = stoch * classes
         self.feat_dim = deter + latent
-        self.img_in = dense(latent + action_dim, hidden)
+        self.img_in = layernorm_mlp(latent + action_dim, hidden, 1, None)
         self.gru = LayerNormGRUCell(hidden, deter)
-        self.prior_net = nn.Sequential(dense(deter, hidden), nn.Linear(hidden, latent))
+        self.prior_net = layernorm_mlp(deter, hidden, 1, latent)
         # The posterior's first layer on concat(h, e) is split as W_h h + W_e e, so W_e e runs once for all T.
         self.post_h = nn.Linear(deter, hidden, bias=False)
         self.post_e = nn.Linear(embed, hidden)
@@ -115,9 +116,9 @@ class WorldModel(nn.Module):
         if self.has_pixels:
             self.decoder = ImageDecoder(self.feat_dim, depth, size)
         if self.state_dim:
-            self.state_decoder = head(self.feat_dim, hidden, head_layers, self.state_dim)
-        self.reward_head = head(self.feat_dim, hidden, head_layers, 255, zero_init=True)
-        self.continue_head = head(self.feat_dim, hidden, head_layers, 1)
+            self.state_decoder = layernorm_mlp(self.feat_dim, hidden, head_layers, self.state_dim)
+        self.reward_head = layernorm_mlp(self.feat_dim, hidden, head_layers, 255, zero_init=True)
+        self.continue_head = layernorm_mlp(self.feat_dim, hidden, head_layers, 1)
         self.twohot = TwoHot()
 
     def _apply(self, fn, *args, **kwargs):
@@ -128,7 +129,10 @@ class WorldModel(nn.Module):
     # -- the recurrent core ---------------------------------------------------------------------------------
     def initial(self, batch: int) -> RSSMState:
         device = self.reward_head[-1].weight.device
-        return RSSMState(torch.zeros(batch, self.deter_dim, device=device), torch.zeros(batch, self.stoch, self.classes, device=device))
+        return RSSMState(
+            torch.zeros(batch, self.deter_dim, device=device),
+            torch.zeros(batch, self.stoch, self.classes, device=device),
+        )
 
     def _logits(self, raw: torch.Tensor) -> torch.Tensor:
         return unimix_logits(raw.reshape(*raw.shape[:-1], self.stoch, self.classes), self.unimix)  # [..., S, C]
@@ -163,7 +167,9 @@ class WorldModel(nn.Module):
         post_logits = self._logits(self.post_out(self.post_h(deter) + embed_proj))
         return RSSMState(deter, straight_through_onehot(post_logits)), post_logits
 
-    def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, state: RSSMState | None = None):
+    def observe(
+        self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, state: RSSMState | None = None
+    ):
         """Filter a sequence: embed [B, T, E], action [B, T, A], is_first [B, T] ->
         posterior states [B, T, ...], posterior and prior logits [B, T, S, C]."""
         batch, steps = embed.shape[:2]
@@ -179,7 +185,7 @@ class WorldModel(nn.Module):
         priors = self._logits(self.prior_net(states.deter))  # [B, T, S, C], one batched call
         return states, torch.stack(posts, 1), priors
 
-    def imagine(self, start: RSSMState, actions: torch.Tensor) -> RSSMState:
+    def unroll(self, start: RSSMState, actions: torch.Tensor) -> RSSMState:
         """Open-loop rollout from the prior: start [N, ...], actions [N, H, A] -> states [N, H, ...]."""
         deters, stochs, state = [], [], start
         for k in range(actions.shape[1]):
@@ -188,9 +194,18 @@ class WorldModel(nn.Module):
             stochs.append(state.stoch)
         return RSSMState(torch.stack(deters, 1), torch.stack(stochs, 1))
 
+    def imagine(self, start: RSSMState, policy, horizon: int) -> torch.Tensor:
+        """The imagined actor-critic's contract: features [H+1, N, F] of start [N, ...] and the H states that
+        ``policy(features [N, F]) -> action [N, A]`` leads to through the prior."""
+        feats, state = [start.features()], start
+        for _ in range(horizon):
+            state, _ = self.img_step(state, policy(feats[-1]))
+            feats.append(state.features())
+        return torch.stack(feats)
+
     def rollout(self, start: RSSMState, actions: torch.Tensor):
         """The planners' contract: (next states [N, H, ...], rewards [N, H], continue probabilities [N, H])."""
-        states = self.imagine(start, actions)
+        states = self.unroll(start, actions)
         feat = states.features()
         return states, self.reward(feat), self.continue_prob(feat)
 
@@ -207,8 +222,14 @@ class WorldModel(nn.Module):
         return self.decoder(feat.reshape(-1, feat.shape[-1])).reshape(*lead, 3, 64, 64)
 
     # -- the loss -------------------------------------------------------------------------------------------
-    def loss(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor,
-             is_first: torch.Tensor, is_terminal: torch.Tensor):
+    def loss(
+        self,
+        obs: dict[str, torch.Tensor],
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        is_first: torch.Tensor,
+        is_terminal: torch.Tensor,
+    ):
         """All inputs batch-major [B, T, ...]. -> (scalar loss, posterior states [B, T, ...], metrics)."""
         states, post, prior = self.observe(self.embed(obs), action, is_first)
         feat = states.features()  # [B, T, F]

@@ -32,8 +32,15 @@ class TerminationClassifier(nn.Module):
             return torch.zeros(next_states.shape[0], dtype=torch.bool, device=next_states.device)
         return self.logits(next_states) > 0
 
-    def fit(self, next_states: torch.Tensor, terminated: torch.Tensor, steps: int = 300, batch_size: int = 256,
-            lr: float = 1e-3, generator: torch.Generator | None = None) -> float:
+    def fit(
+        self,
+        next_states: torch.Tensor,
+        terminated: torch.Tensor,
+        steps: int = 300,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        generator: torch.Generator | None = None,
+    ) -> float:
         """Refit on every transition: next_states [N, S], terminated [N] bool -> the last minibatch's loss."""
         positives = int(terminated.sum())
         if positives == 0:

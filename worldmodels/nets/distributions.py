@@ -29,7 +29,7 @@ class TwoHot:
     def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0, device=None):
         self.points = torch.linspace(low, high, bins, device=device)  # [bins]
 
-    def to(self, device) -> "TwoHot":
+    def to(self, device) -> TwoHot:
         self.points = self.points.to(device)
         return self
 

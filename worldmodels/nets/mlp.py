@@ -11,16 +11,44 @@ import torch
 from torch import nn
 
 
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation=nn.ReLU, layer_norm: bool = False) -> nn.Sequential:
+def hidden_layer(
+    in_dim: int, out_dim: int, activation=nn.ReLU, layer_norm: bool = False, bias: bool = True
+) -> list[nn.Module]:
+    """Linear (-> LayerNorm) -> activation."""
+    layers = [nn.Linear(in_dim, out_dim, bias=bias)]
+    if layer_norm:
+        layers.append(nn.LayerNorm(out_dim))
+    return layers + [activation()]
+
+
+def mlp(
+    in_dim: int,
+    hidden: tuple[int, ...],
+    out_dim: int | None,
+    activation=nn.ReLU,
+    layer_norm: bool = False,
+    hidden_bias: bool = True,
+    zero_init: bool = False,
+) -> nn.Sequential:
+    """The project's one MLP builder: ``hidden_layer`` per width in ``hidden``, then a linear output layer
+    (``out_dim`` None: none, the last hidden layer is the output). DreamerV3's layers are
+    ``layer_norm=True, hidden_bias=False, activation=nn.SiLU``. ``zero_init``: the output layer starts at 0."""
     layers, width = [], in_dim
     for size in hidden:
-        layers.append(nn.Linear(width, size))
-        if layer_norm:
-            layers.append(nn.LayerNorm(size))
-        layers.append(activation())
+        layers += hidden_layer(width, size, activation, layer_norm, hidden_bias)
         width = size
-    layers.append(nn.Linear(width, out_dim))
+    if out_dim is not None:
+        layers.append(nn.Linear(width, out_dim))
+        if zero_init:
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
     return nn.Sequential(*layers)
+
+
+def layernorm_mlp(in_dim: int, hidden: int, layers: int, out_dim: int | None, zero_init: bool = False) -> nn.Sequential:
+    """DreamerV3's MLP: ``layers`` x (Linear without bias -> LayerNorm -> SiLU) of width ``hidden``, then a linear
+    output (``zero_init``: starts predicting 0, which keeps early rewards and values sane)."""
+    return mlp(in_dim, (hidden,) * layers, out_dim, nn.SiLU, layer_norm=True, hidden_bias=False, zero_init=zero_init)
 
 
 class EnsembleLinear(nn.Module):
@@ -43,7 +71,7 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         self.members = members
         widths = (in_dim,) + tuple(hidden)
-        self.hidden = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.hidden = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.out = EnsembleLinear(members, widths[-1], out_dim)
         self.activation = activation()
 

@@ -6,10 +6,12 @@ The trees are arrays, not node objects. Simulation i adds node i + 1 to every tr
 descend all R trees in lock-step (one numpy step per tree level), one batched ``recurrent_fn`` call for the
 R new leaves, and a backup along the R paths (one numpy step per level). There is no Python loop over roots.
 
-Two selection rules:
-- "puct": MuZero's pUCT with min-max normalised Q values (bounds per tree, over every Q seen in it) and
+The selection rule is a policy object over that shared loop (as mctx splits muzero_policy and
+gumbel_muzero_policy): its constructor prepares the root, ``select`` names every node's in-tree choice and
+the root's action for one simulation, ``decide`` turns the root's statistics into the action and policy target.
+- PUCT: MuZero's pUCT with min-max normalised Q values (bounds per tree, over every Q seen in it) and
   Dirichlet noise on the root prior; acts by visit counts (temperature), policy target = visit distribution.
-- "gumbel": Gumbel MuZero (Danihelka et al., 2022). At the root, Gumbel-top-k sampling of m actions and
+- Gumbel: Gumbel MuZero (Danihelka et al., 2022). At the root, Gumbel-top-k sampling of m actions and
   sequential halving between them; inside the tree, the deterministic rule argmax pi'(a) - N(a) / (1 + sum N)
   with pi' = softmax(logits + sigma(completed Q)). Policy target = pi' at the root, which stays a sound
   improvement of the prior even with few simulations.
@@ -18,8 +20,9 @@ Two selection rules:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -132,8 +135,9 @@ class Tree:
         visits = self.child_visits[:, :n]
         return visits, self.child_reward[:, :n] + self.discount * self.child_value_sum[:, :n] / np.maximum(visits, 1)
 
-    def backup(self, path: np.ndarray, actions: np.ndarray, depth: np.ndarray, leaf: int, value: np.ndarray,
-               track_bounds: bool) -> None:
+    def backup(
+        self, path: np.ndarray, actions: np.ndarray, depth: np.ndarray, leaf: int, value: np.ndarray, track_bounds: bool
+    ) -> None:
         """Back the new leaves' values [R] up their paths in one pass over all levels.
 
         path [D, R]: node at each level above the leaf; actions [D, R]: the action taken there; depth [R]:
@@ -145,18 +149,20 @@ class Tree:
         live = levels < depth[None]  # [D, R]
         path = np.where(live, path, self.scratch)
         ar = self.ar[None]
-        reward = np.where(live, self.child_reward[ar, path, actions], 0.0)  # [D, R] reward of each taken edge
+        edge = (ar, path, actions)  # the edge taken at each level
+        reward = np.where(live, self.child_reward[edge], 0.0)  # [D, R] reward of each taken edge
         # return of the edge taken at level l: sum_{j>=l} discount^(j-l) reward_j + discount^(depth-l) value
-        edge_return = self.powers[:D, :D] @ reward + np.where(live, discount ** (depth[None] - levels), 0.0) * value  # [D, R]
+        bootstrap = np.where(live, discount ** (depth[None] - levels), 0.0) * value  # [D, R]
+        edge_return = self.powers[:D, :D] @ reward + bootstrap  # [D, R]
         child_return = (edge_return - reward) / discount  # [D, R] the return from the child each edge leads to
         self.visits[ar, path] += 1
         self.value_sum[ar, path] += edge_return
-        self.child_visits[ar, path, actions] += 1
-        self.child_value_sum[ar, path, actions] += child_return
+        self.child_visits[edge] += 1
+        self.child_value_sum[edge] += child_return
         self.visits[:, leaf] = 1
         self.value_sum[:, leaf] = value
         if track_bounds:
-            q = self.child_reward[ar, path, actions] + discount * self.child_value_sum[ar, path, actions] / self.child_visits[ar, path, actions]
+            q = self.child_reward[edge] + discount * self.child_value_sum[edge] / self.child_visits[edge]
             self.q_min = np.minimum(self.q_min, np.where(live, q, np.inf).min(0))
             self.q_max = np.maximum(self.q_max, np.where(live, q, -np.inf).max(0))
 
@@ -194,15 +200,100 @@ def puct_scores(tree: Tree, cfg: MCTSConfig, n: int) -> np.ndarray:
     return q_score + c * prior * np.sqrt(parent_visits) / (1.0 + visits)
 
 
-def search(root: Inference, recurrent_fn: RecurrentFn, cfg: MCTSConfig, rng: np.random.Generator,
-           explore: bool = True, temperature: float = 1.0) -> SearchResult:
-    """Run cfg.num_simulations simulations on R trees; one ``recurrent_fn`` call per simulation.
+class PUCT:
+    """MuZero's pUCT everywhere; Dirichlet noise on the root prior when exploring; acts by visit counts."""
+
+    track_bounds = True  # pUCT normalises Q by every Q seen in the tree
+
+    def __init__(self, tree: Tree, cfg: MCTSConfig, rng: np.random.Generator, explore: bool, temperature: float):
+        self.cfg, self.rng, self.explore, self.temperature = cfg, rng, explore, temperature
+        roots, actions = tree.prior[:, 0].shape
+        if explore:
+            noise = rng.dirichlet([cfg.dirichlet_alpha] * actions, size=roots)  # [R, A]
+            tree.prior[:, 0] = (1 - cfg.dirichlet_fraction) * tree.prior[:, 0] + cfg.dirichlet_fraction * noise
+
+    def select(self, tree: Tree, sim: int) -> tuple[np.ndarray, np.ndarray]:
+        """-> (choice at each expanded node [R, sim + 1], root action [R])."""
+        best = puct_scores(tree, self.cfg, sim + 1).argmax(-1)
+        return best, best[:, 0]
+
+    def decide(self, tree: Tree, visits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Root visits [R, A] -> (action [R], policy target [R, A]: the visit distribution)."""
+        policy = visits / np.maximum(visits.sum(-1, keepdims=True), 1)
+        if not (self.explore and self.temperature > 0):
+            return visits.argmax(-1), policy
+        weights = visits.astype(np.float64) ** (1.0 / self.temperature)
+        weights /= weights.sum(-1, keepdims=True)
+        return (weights.cumsum(-1) > self.rng.random((len(visits), 1))).argmax(-1), policy
+
+
+class Gumbel:
+    """Gumbel MuZero: sequential halving over Gumbel-sampled root actions, the improved-policy rule inside."""
+
+    track_bounds = False
+
+    def __init__(self, tree: Tree, cfg: MCTSConfig, rng: np.random.Generator, explore: bool, temperature: float):
+        self.cfg = cfg
+        roots, actions = tree.logits[:, 0].shape
+        self.gumbel = rng.gumbel(size=(roots, actions)) if explore else np.zeros((roots, actions))  # [R, A]
+        self.schedule = considered_visit_sequence(min(cfg.max_considered, actions), cfg.num_simulations)  # [sims]
+
+    def select(self, tree: Tree, sim: int) -> tuple[np.ndarray, np.ndarray]:
+        """-> (choice at each expanded node [R, sim + 1], root action [R])."""
+        sigma, visits = completed_q(tree, self.cfg, sim + 1)  # [R, sim+1, A]
+        improved = softmax(tree.logits[:, : sim + 1] + sigma) - visits / (1.0 + visits.sum(-1, keepdims=True))
+        # sequential halving: only root actions with the visit count the schedule names compete
+        at_root = np.where(visits[:, 0] == self.schedule[sim], self.gumbel + tree.logits[:, 0] + sigma[:, 0], -np.inf)
+        return improved.argmax(-1), at_root.argmax(-1)
+
+    def decide(self, tree: Tree, visits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Root visits [R, A] -> (the best most-visited action [R], policy target softmax(logits + sigma) [R, A])."""
+        logits, sigma = tree.logits[:, 0], completed_q(tree, self.cfg, 1)[0][:, 0]  # [R, A]
+        most = visits == visits.max(-1, keepdims=True)
+        return np.where(most, self.gumbel + logits + sigma, -np.inf).argmax(-1), softmax(logits + sigma)
+
+
+POLICIES = {"puct": PUCT, "gumbel": Gumbel}
+
+
+def simulate(
+    tree: Tree, recurrent_fn: RecurrentFn, best: np.ndarray, action: np.ndarray, leaf: int, track_bounds: bool
+) -> None:
+    """One simulation on every tree: take ``action`` [R] at the root, then each node's choice ``best`` [R, n]
+    down to an unexpanded edge, expand node slot ``leaf`` there with one ``recurrent_fn`` call, back up."""
+    ar = tree.ar
+    node, depth = np.zeros(len(ar), np.int64), np.ones(len(ar), np.int64)  # depth: edges from root to new leaf
+    path, taken = [node], [action]
+    child = tree.children[ar, node, action]
+    active = child != UNEXPANDED
+    while active.any():  # a finished tree repeats its last (node, action); backup masks it by depth
+        node = np.where(active, child, node)
+        action = np.where(active, best[ar, node], action)
+        path.append(node)
+        taken.append(action)
+        depth += active
+        child = tree.children[ar, node, action]
+        active &= child != UNEXPANDED
+    out = recurrent_fn(tree.embeddings[ar, node], action)
+    tree.expand(leaf, node, action, out)
+    tree.backup(np.stack(path), np.stack(taken), depth, leaf, out.value, track_bounds)
+
+
+def search(
+    root: Inference,
+    recurrent_fn: RecurrentFn,
+    cfg: MCTSConfig,
+    rng: np.random.Generator,
+    explore: bool = True,
+    temperature: float = 1.0,
+) -> SearchResult:
+    """Run cfg.num_simulations simulations on R trees with cfg.method's policy; one ``recurrent_fn`` call each.
 
     Per simulation: score the children of every node of every tree in one vectorised pass (a node's choice
     depends only on its own statistics and the tree's Q bounds), descend by table lookups (a few numpy ops
     per level), expand the R leaves with one network call, back the values up in one pass.
     """
-    if cfg.method not in ("gumbel", "puct"):
+    if cfg.method not in POLICIES:
         raise ValueError(f"mcts method must be 'gumbel' or 'puct', got {cfg.method!r}")
     if not 0.0 < cfg.discount <= 1.0:
         raise ValueError(f"mcts discount must be in (0, 1], got {cfg.discount}")
@@ -211,59 +302,11 @@ def search(root: Inference, recurrent_fn: RecurrentFn, cfg: MCTSConfig, rng: np.
     tree.expand(0, None, None, root)
     tree.visits[:, 0] = 1  # the root's own value counts as its first visit
     tree.value_sum[:, 0] = root.value
-    ar, zero = tree.ar, np.zeros(roots, np.int64)
-    puct = cfg.method == "puct"
-
-    gumbel = np.zeros((roots, actions))
-    if puct:
-        if explore:  # the root's prior is searched with Dirichlet noise
-            noise = rng.dirichlet([cfg.dirichlet_alpha] * actions, size=roots)
-            tree.prior[:, 0] = (1 - cfg.dirichlet_fraction) * tree.prior[:, 0] + cfg.dirichlet_fraction * noise
-    else:
-        if explore:
-            gumbel = rng.gumbel(size=(roots, actions))
-        schedule = considered_visit_sequence(min(cfg.max_considered, actions), cfg.num_simulations)
-
+    policy = POLICIES[cfg.method](tree, cfg, rng, explore, temperature)
     for sim in range(cfg.num_simulations):
-        if puct:
-            best = puct_scores(tree, cfg, sim + 1).argmax(-1)  # [R, sim+1]: the expanded nodes
-            action = best[:, 0]
-        else:
-            sigma, visits = completed_q(tree, cfg, sim + 1)  # [R, sim+1, A]: the expanded nodes
-            improved = softmax(tree.logits[:, : sim + 1] + sigma) - visits / (1.0 + visits.sum(-1, keepdims=True))
-            best = improved.argmax(-1)  # [R, sim+1]: the in-tree rule
-            at_root = np.where(visits[:, 0] == schedule[sim], gumbel + root.logits + sigma[:, 0], -np.inf)
-            action = at_root.argmax(-1)  # sequential halving at the root
-        node, depth = zero, np.ones(roots, np.int64)  # depth: edges from the root to the new leaf
-        path, taken = [node], [action]
-        child = tree.children[ar, node, action]
-        active = child != UNEXPANDED
-        while active.any():  # a finished tree repeats its last (node, action); backup masks it by depth
-            node = np.where(active, child, node)
-            action = np.where(active, best[ar, node], action)
-            path.append(node)
-            taken.append(action)
-            depth += active
-            child = tree.children[ar, node, action]
-            active &= child != UNEXPANDED
-        out = recurrent_fn(tree.embeddings[ar, node], action)
-        tree.expand(sim + 1, node, action, out)
-        tree.backup(np.stack(path), np.stack(taken), depth, sim + 1, out.value, track_bounds=puct)
-
+        best, action = policy.select(tree, sim)
+        simulate(tree, recurrent_fn, best, action, sim + 1, policy.track_bounds)
     visits, q = (x[:, 0] for x in tree.edge_q(1))  # the root's children [R, A]
-    q = np.where(visits > 0, q, 0.0)
+    action, target = policy.decide(tree, visits)
     value = tree.value_sum[:, 0] / tree.visits[:, 0]
-    if puct:
-        policy = visits / np.maximum(visits.sum(-1, keepdims=True), 1)
-        if explore and temperature > 0:
-            weights = visits.astype(np.float64) ** (1.0 / temperature)
-            weights /= weights.sum(-1, keepdims=True)
-            action = (weights.cumsum(-1) > rng.random((roots, 1))).argmax(-1)
-        else:
-            action = visits.argmax(-1)
-    else:
-        sigma = completed_q(tree, cfg, 1)[0][:, 0]
-        policy = softmax(root.logits + sigma)
-        most = visits == visits.max(-1, keepdims=True)
-        action = np.where(most, gumbel + root.logits + sigma, -np.inf).argmax(-1)
-    return SearchResult(action.astype(np.int64), policy, value, visits, q)
+    return SearchResult(action.astype(np.int64), target, value, visits, np.where(visits > 0, q, 0.0))

@@ -10,8 +10,8 @@ Python loop over candidates, particles or starts (only over CEM/MPPI iterations)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -26,8 +26,9 @@ class Rollout:
 RolloutFn = Callable[[torch.Tensor], Rollout]
 
 
-def sequence_returns(rollout: RolloutFn, actions: torch.Tensor, terminal_value=None, pessimism: float = 0.0,
-                     discount: float = 1.0) -> torch.Tensor:
+def sequence_returns(
+    rollout: RolloutFn, actions: torch.Tensor, terminal_value=None, pessimism: float = 0.0, discount: float = 1.0
+) -> torch.Tensor:
     """Sum_k discount^k (r_k - pessimism * sigma_k) [+ discount^H V(final)]: actions [B, N, H, A] -> [B, N]."""
     out = rollout(actions)
     rewards = out.rewards
@@ -48,15 +49,34 @@ def select_best(returns: torch.Tensor, candidates: torch.Tensor) -> tuple[torch.
     return candidates.gather(1, index).squeeze(1), returns.gather(1, best[:, None]).squeeze(1)
 
 
-def random_shooting(rollout: RolloutFn, batch: int, horizon: int, action_dim: int, candidates: int = 1000,
-                    low: float = -1.0, high: float = 1.0, generator=None, device=None, **return_kwargs):
+def random_shooting(
+    rollout: RolloutFn,
+    batch: int,
+    horizon: int,
+    action_dim: int,
+    candidates: int = 1000,
+    low: float = -1.0,
+    high: float = 1.0,
+    generator=None,
+    device=None,
+    **return_kwargs,
+):
     """Uniform random sequences, keep the best: -> (plan [B, H, A], its return [B])."""
-    actions = low + (high - low) * torch.rand(batch, candidates, horizon, action_dim, generator=generator, device=device)
+    actions = low + (high - low) * torch.rand(
+        batch, candidates, horizon, action_dim, generator=generator, device=device
+    )
     return select_best(sequence_returns(rollout, actions, **return_kwargs), actions)
 
 
-def cem_update(returns: torch.Tensor, candidates: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-               elites: int, smoothing: float = 0.0, min_std: float = 0.0):
+def cem_update(
+    returns: torch.Tensor,
+    candidates: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    elites: int,
+    smoothing: float = 0.0,
+    min_std: float = 0.0,
+):
     """One cross-entropy step: refit the Gaussian to the top ``elites`` candidates.
 
     returns [B, N], candidates [B, N, H, A], mean/std [B, H, A]. smoothing keeps that share of the old values.
@@ -69,9 +89,20 @@ def cem_update(returns: torch.Tensor, candidates: torch.Tensor, mean: torch.Tens
     return new_mean, new_std.clamp(min=min_std), top
 
 
-def cem(rollout: RolloutFn, mean: torch.Tensor, std: float | torch.Tensor = 0.5, population: int = 500,
-        elite_ratio: float = 0.1, iterations: int = 5, smoothing: float = 0.1, low: float = -1.0, high: float = 1.0,
-        min_std: float = 0.05, generator=None, **return_kwargs) -> torch.Tensor:
+def cem(
+    rollout: RolloutFn,
+    mean: torch.Tensor,
+    std: float | torch.Tensor = 0.5,
+    population: int = 500,
+    elite_ratio: float = 0.1,
+    iterations: int = 5,
+    smoothing: float = 0.1,
+    low: float = -1.0,
+    high: float = 1.0,
+    min_std: float = 0.05,
+    generator=None,
+    **return_kwargs,
+) -> torch.Tensor:
     """Cross-entropy method from an initial mean [B, H, A] (warm-start it with ``shift_plan``) -> plan [B, H, A]."""
     std = torch.full_like(mean, std) if not torch.is_tensor(std) else std
     elites = max(1, int(round(population * elite_ratio)))
@@ -83,8 +114,18 @@ def cem(rollout: RolloutFn, mean: torch.Tensor, std: float | torch.Tensor = 0.5,
     return mean
 
 
-def mppi(rollout: RolloutFn, mean: torch.Tensor, std: float = 0.5, population: int = 500, iterations: int = 5,
-         temperature: float = 1.0, low: float = -1.0, high: float = 1.0, generator=None, **return_kwargs) -> torch.Tensor:
+def mppi(
+    rollout: RolloutFn,
+    mean: torch.Tensor,
+    std: float = 0.5,
+    population: int = 500,
+    iterations: int = 5,
+    temperature: float = 1.0,
+    low: float = -1.0,
+    high: float = 1.0,
+    generator=None,
+    **return_kwargs,
+) -> torch.Tensor:
     """Model-predictive path integral: the mean moves to the softmax(return / temperature)-weighted average."""
     for _ in range(iterations):
         noise = std * torch.randn(mean.shape[0], population, *mean.shape[1:], generator=generator, device=mean.device)

@@ -42,7 +42,11 @@ def load_checkpoint(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT
     if not path.exists():
-        hint = f" A previous one exists: rename {run_dir / PREVIOUS} to {path} to resume from it." if (run_dir / PREVIOUS).exists() else ""
+        hint = (
+            f" A previous one exists: rename {run_dir / PREVIOUS} to {path} to resume from it."
+            if (run_dir / PREVIOUS).exists()
+            else ""
+        )
         raise CheckpointError(f"No checkpoint at {path}.{hint} Resume takes a run directory such as checkpoints/<run>.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
@@ -52,5 +56,8 @@ def load_checkpoint(run_dir: Path) -> dict:
             f"the previous checkpoint is {run_dir / PREVIOUS}: copy it over {path} to resume from there."
         ) from err
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"Checkpoint {path} has format {payload.get('format_version') if isinstance(payload, dict) else '?'}, this worldmodels reads format {FORMAT_VERSION}.")
+        raise CheckpointError(
+            f"Checkpoint {path} has format {payload.get('format_version') if isinstance(payload, dict) else '?'}, "
+            f"this worldmodels reads format {FORMAT_VERSION}."
+        )
     return payload

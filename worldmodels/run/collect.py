@@ -28,7 +28,13 @@ class EpisodeBuilder:
 
     def start(self, index: int, obs: dict[str, np.ndarray]) -> None:
         first = {k: v for k, v in obs.items()}
-        first.update(action=_empty_action(self.action_space), reward=np.float32(0.0), is_first=True, is_last=False, is_terminal=False)
+        first.update(
+            action=_empty_action(self.action_space),
+            reward=np.float32(0.0),
+            is_first=True,
+            is_last=False,
+            is_terminal=False,
+        )
         first.update({name: np.zeros(shape, dtype) for name, (shape, dtype) in self.extras.items()})
         self._steps[index] = [first]
 
@@ -36,8 +42,16 @@ class EpisodeBuilder:
         for i in range(self.num_envs):
             self.start(i, {k: v[i] for k, v in obs.items()})
 
-    def add(self, index: int, action, reward: float, obs: dict[str, np.ndarray], terminated: bool, truncated: bool,
-            extras: dict[str, np.ndarray] | None = None):
+    def add(
+        self,
+        index: int,
+        action,
+        reward: float,
+        obs: dict[str, np.ndarray],
+        terminated: bool,
+        truncated: bool,
+        extras: dict[str, np.ndarray] | None = None,
+    ):
         """Append one step; return the finished episode (dict of stacked arrays) if this step ended it.
         extras: this env's values of the agent's replay extras for the action (zeros when None)."""
         done = bool(terminated or truncated)

@@ -54,7 +54,7 @@ def evaluate(
         if record_video:
             frames.append(envs[0].render().transpose(2, 0, 1))
         while running.any():
-            action, state = agent.act({**obs, "is_first": is_first}, state, explore=False)  # [K, ...]
+            action, state, _ = agent.act({**obs, "is_first": is_first}, state, explore=False)  # [K, ...]
             is_first = np.zeros(episodes, bool)
             for k in np.flatnonzero(running):
                 step_obs, reward, terminated, truncated, _ = envs[k].step(action[k])

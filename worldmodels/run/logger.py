@@ -43,7 +43,14 @@ class Logger:
         self.writer = SummaryWriter(log_dir=str(self.run_dir))
         self._jsonl = open(self.run_dir / "metrics.jsonl", "a")
         self._start = time.time()
-        self._bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, disable=not progress, desc="env steps")
+        self._bar = tqdm(
+            total=total_steps,
+            initial=start_step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not progress,
+            desc="env steps",
+        )
         self._postfix: dict[str, str] = {}
 
     def scalars(self, step: int, metrics: dict[str, float]) -> None:

@@ -4,8 +4,8 @@ evaluate, log and checkpoint. Agent-agnostic: the agent is built by name from th
 Counters (exact, and saved in every checkpoint):
     env_steps    simulator steps, after action repeat (what results are reported against)
     agent_steps  decisions, summed over parallel envs
-    grad_steps   agent.update calls
-Replay ratio = gradient updates per agent step, after warm-up.
+    grad_steps   updates, summed over the agent's batch streams
+Replay ratio = gradient updates per agent step, after warm-up (per stream: see agents.Stream).
 
 Dimension letters: N parallel envs, A action dims.
 """
@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from worldmodels.agents import BatchSpec, build_agent
+from worldmodels.agents import BatchSpec, Stream, build_agent
 from worldmodels.config import Config, config_to_dict, flat_items, load_config, save_config
 from worldmodels.envs import is_discrete, make_env, make_vector_env
 from worldmodels.replay import ReplayStore
@@ -39,8 +39,11 @@ class Counters:
     episodes: int = 0
     wall_s: float = 0.0
     """Seconds spent in the training loop, summed over resumes."""
-    update_debt: float = 0.0
-    """Updates owed by the replay ratio but not yet done (fractional ratios carry over)."""
+    stream_credit: dict[str, float] = field(default_factory=dict)
+    """Per batch stream: schedule credit not yet spent on updates (updates owed for a ratio, env steps for
+    an every-E schedule; fractions carry over)."""
+    stream_updates: dict[str, int] = field(default_factory=dict)
+    """Per batch stream: updates done."""
     next_eval: int = 0
     next_checkpoint: int = 0
     next_log: int = 0
@@ -49,7 +52,9 @@ class Counters:
 
 def env_kwargs(cfg: Config) -> dict:
     e = cfg.env
-    return dict(obs=e.obs, size=e.size, action_repeat=e.action_repeat, time_limit=e.time_limit, fast_render=e.fast_render)
+    return dict(
+        obs=e.obs, size=e.size, action_repeat=e.action_repeat, time_limit=e.time_limit, fast_render=e.fast_render
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,7 +62,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name} but this torch has no CUDA; use train.device=cpu or install a CUDA build")
+        raise ValueError(
+            f"train.device={name} but this torch has no CUDA; use train.device=cpu or install a CUDA build"
+        )
     return device
 
 
@@ -137,10 +144,16 @@ class Trainer:
     def _restore(self) -> None:
         payload = load_checkpoint(self.run_dir)
         if payload["agent_name"] != self.cfg.agent.name:
-            raise CheckpointError(f"{self.run_dir} holds a '{payload['agent_name']}' agent, the config asks for '{self.cfg.agent.name}'")
-        load_agent_weights(self.agent, payload, self.run_dir,
-                           "Resume with the run's own config.yaml and without overrides that change network shapes.")
-        self.counters = Counters(**payload["counters"])
+            raise CheckpointError(
+                f"{self.run_dir} holds a '{payload['agent_name']}' agent, the config asks for '{self.cfg.agent.name}'"
+            )
+        load_agent_weights(
+            self.agent,
+            payload,
+            self.run_dir,
+            "Resume with the run's own config.yaml and without overrides that change network shapes.",
+        )
+        self.counters = restore_counters(payload["counters"], [s.name for s in self.agent.streams()])
         self.rng.bit_generator.state = payload["rng"]["numpy"]
         torch.set_rng_state(payload["rng"]["torch"])
         random.setstate(payload["rng"]["python"])
@@ -156,7 +169,7 @@ class Trainer:
         obs, _ = envs.reset(seed=cfg.train.seed + 100 * c.episodes)
         builder.start_all(obs)
         is_first, agent_state = np.ones(n, bool), None
-        spec = self.agent.batch_spec()
+        streams = self.agent.streams()
         self.logger.hyperparameters(flat_items(cfg))
         tick = (time.time(), c.env_steps, c.grad_steps)
         self._clock = time.time()
@@ -166,19 +179,20 @@ class Trainer:
                 if c.env_steps < cfg.train.warmup_steps:
                     action = random_actions(self.rng, self.action_space, n)
                 else:
-                    action, agent_state = self.agent.act({**obs, "is_first": is_first}, agent_state, explore=True)
-                    extras = self.agent.last_extras
+                    action, agent_state, extras = self.agent.act(
+                        {**obs, "is_first": is_first}, agent_state, explore=True
+                    )
                 obs, reward, terminated, truncated, infos = envs.step(action)
                 c.env_steps += n * repeat
                 c.agent_steps += n
                 for i in range(n):  # bookkeeping per env (N is small); no tensor work here
                     last = split_final_obs(obs, infos, i)
-                    mine = None if extras is None else {k: v[i] for k, v in extras.items()}
+                    mine = None if not extras else {k: v[i] for k, v in extras.items()}
                     episode = builder.add(i, action[i], reward[i], last, terminated[i], truncated[i], mine)
                     if episode is not None:
                         self._finish_episode(episode, builder, obs, i)
                 is_first = terminated | truncated
-                self._update(spec, n)
+                self._update(streams, n)
                 tick = self._periodic(tick)
             if self.last_eval_step != c.env_steps:
                 self._evaluate()
@@ -200,15 +214,25 @@ class Trainer:
         steps = (len(episode["reward"]) - 1) * self.cfg.env.action_repeat
         self.metrics.add({"train/episode_return": float(episode["reward"].sum()), "train/episode_length": steps})
 
-    def _update(self, spec: BatchSpec, n: int) -> None:
+    def _update(self, streams: list[Stream], n: int) -> None:
+        """Pay every stream's schedule for the last n agent steps (n x action_repeat env steps)."""
         c = self.counters
-        if c.env_steps < self.cfg.train.warmup_steps or not can_sample(self.replay, spec):
+        if c.env_steps < self.cfg.train.warmup_steps:
             return
-        c.update_debt += self.cfg.train.replay_ratio * n
-        while c.update_debt >= 1.0:
-            self.metrics.add(self.agent.update(sample_batch(self.replay, spec)))
-            c.grad_steps += 1
-            c.update_debt -= 1.0
+        for stream in streams:
+            if not can_sample(self.replay, stream.spec):
+                continue
+            if stream.every_env_steps > 0:
+                gain, cost = n * self.cfg.env.action_repeat, stream.every_env_steps
+            else:
+                gain, cost = (self.cfg.train.replay_ratio if stream.ratio is None else stream.ratio) * n, 1.0
+            credit = c.stream_credit.get(stream.name, 0.0) + gain
+            while credit >= cost:
+                self.metrics.add(stream.update(sample_batch(self.replay, stream.spec)))
+                c.grad_steps += 1
+                c.stream_updates[stream.name] = c.stream_updates.get(stream.name, 0) + 1
+                credit -= cost
+            c.stream_credit[stream.name] = credit
 
     def _periodic(self, tick: tuple[float, int, int]) -> tuple[float, int, int]:
         cfg, c = self.cfg.train, self.counters
@@ -219,15 +243,17 @@ class Trainer:
             c.next_log = (c.env_steps // cfg.log_every + 1) * cfg.log_every
             seconds = max(time.time() - tick[0], 1e-9)
             scalars = self.metrics.pop()
-            scalars.update({
-                "fps/env_steps_per_s": (c.env_steps - tick[1]) / seconds,
-                "fps/updates_per_s": (c.grad_steps - tick[2]) / seconds,
-                "train/grad_steps": c.grad_steps,
-                "train/agent_steps": c.agent_steps,
-                "train/episodes": c.episodes,
-                "train/replay_steps": self.replay.num_steps,
-                "train/replay_ratio": self.cfg.train.replay_ratio,
-            })
+            scalars.update(
+                {
+                    "fps/env_steps_per_s": (c.env_steps - tick[1]) / seconds,
+                    "fps/updates_per_s": (c.grad_steps - tick[2]) / seconds,
+                    "train/grad_steps": c.grad_steps,
+                    "train/agent_steps": c.agent_steps,
+                    "train/episodes": c.episodes,
+                    "train/replay_steps": self.replay.num_steps,
+                    "train/replay_ratio": self.cfg.train.replay_ratio,
+                }
+            )
             self.logger.scalars(c.env_steps, scalars)
             self.logger.progress(c.env_steps, ups=f"{scalars['fps/updates_per_s']:.0f}/s", eval=f"{self.last_eval:.1f}")
             tick = (time.time(), c.env_steps, c.grad_steps)
@@ -245,13 +271,9 @@ class Trainer:
         return tick
 
     def _report(self) -> None:
-        spec = self.agent.batch_spec()
-        if not can_sample(self.replay, spec):
+        if self.replay.num_transitions == 0:
             return
-        # Open-loop pictures are only meaningful inside one episode: avoid crossing when episodes are long enough.
-        within = spec.kind == "sequences" and self.replay.longest_episode >= spec.seq_len
-        small = BatchSpec(spec.kind, min(4, spec.batch_size), spec.seq_len, spec.cross_episodes and not within)
-        report = self.agent.report(sample_batch(self.replay, small))
+        report = self.agent.report(self.replay)
         if report is None:
             return
         step = self.counters.env_steps
@@ -265,17 +287,41 @@ class Trainer:
     def _evaluate(self) -> None:
         cfg, c = self.cfg, self.counters
         start = time.time()
-        result = evaluate(self.agent, cfg.env.spec, cfg.train.eval_episodes, seed=cfg.train.seed + 10_000, env_kwargs=env_kwargs(cfg))
+        result = evaluate(
+            self.agent, cfg.env.spec, cfg.train.eval_episodes, seed=cfg.train.seed + 10_000, env_kwargs=env_kwargs(cfg)
+        )
         self.last_eval, self.last_eval_step = result.mean, c.env_steps
-        self.logger.scalars(c.env_steps, {"eval/return_mean": result.mean, "eval/return_std": result.std, "eval/length_mean": float(np.mean(result.lengths))})
+        self.logger.scalars(
+            c.env_steps,
+            {
+                "eval/return_mean": result.mean,
+                "eval/return_std": result.std,
+                "eval/length_mean": float(np.mean(result.lengths)),
+            },
+        )
         row = {
-            "env_steps": c.env_steps, "agent_steps": c.agent_steps, "grad_steps": c.grad_steps,
-            "action_repeat": cfg.env.action_repeat, "wall_s": round(c.wall_s, 2), "eval_s": round(time.time() - start, 2),
+            "env_steps": c.env_steps,
+            "agent_steps": c.agent_steps,
+            "grad_steps": c.grad_steps,
+            "action_repeat": cfg.env.action_repeat,
+            "wall_s": round(c.wall_s, 2),
+            "eval_s": round(time.time() - start, 2),
             **result.summary(),
         }
         with open(self.run_dir / "evals.jsonl", "a") as handle:
             handle.write(json.dumps(row) + "\n")
         self.logger.progress(c.env_steps, eval=f"{result.mean:.1f}")
+
+
+def restore_counters(saved: dict, stream_names: list[str]) -> Counters:
+    """Counters from a checkpoint; one written before batch streams existed (a single ``update_debt``) gives
+    its debt to the agent's first stream."""
+    saved = dict(saved)
+    debt = saved.pop("update_debt", None)
+    if debt is not None and stream_names:
+        saved["stream_credit"] = {stream_names[0]: debt}
+        saved["stream_updates"] = {stream_names[0]: saved.get("grad_steps", 0)}
+    return Counters(**saved)
 
 
 def train(cfg: Config, resume: str | Path | None = None) -> Path:
@@ -285,7 +331,9 @@ def train(cfg: Config, resume: str | Path | None = None) -> Path:
     else:
         run_dir = Path(cfg.run.root) / (cfg.run.name or default_run_name(cfg))
         if (run_dir / "checkpoint.pt").exists():
-            raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another run.name")
+            raise FileExistsError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another run.name"
+            )
         run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     return Trainer(cfg, run_dir, resume=resume is not None).run()
@@ -300,9 +348,13 @@ def load_agent(run_dir: str | Path, device: str = "cpu"):
     probe = make_env(cfg.env.spec, seed=0, **env_kwargs(cfg))
     agent = build_agent(cfg.agent, probe.observation_space, probe.action_space, resolve_device(device))
     probe.close()
-    load_agent_weights(agent, load_checkpoint(run_dir), run_dir,
-                       "The networks of this worldmodels differ from those that wrote it: load it with the "
-                       "version that trained it, or train a new run.")
+    load_agent_weights(
+        agent,
+        load_checkpoint(run_dir),
+        run_dir,
+        "The networks of this worldmodels differ from those that wrote it: load it with the "
+        "version that trained it, or train a new run.",
+    )
     return agent, cfg
 
 
@@ -313,4 +365,6 @@ def load_agent_weights(agent, payload: dict, run_dir: Path, fix: str) -> None:
     except (RuntimeError, KeyError, ValueError) as err:
         detail = " ".join(str(err).split())  # torch lists every missing key: keep the start
         detail = detail if len(detail) <= 300 else detail[:300] + " ..."
-        raise CheckpointError(f"The checkpoint in {run_dir} does not fit the agent built from its config ({detail}). {fix}") from err
+        raise CheckpointError(
+            f"The checkpoint in {run_dir} does not fit the agent built from its config ({detail}). {fix}"
+        ) from err

@@ -1,6 +1,6 @@
 """The imagination report: observe k frames of a replayed sequence, imagine the rest open-loop from the actions.
 
-One function serves TensorBoard (during training) and scripts/imagine.py (from a checkpoint).
+Dreamer's report (its ``report()`` serves TensorBoard during training and scripts/imagine.py from a checkpoint).
 Dimension letters: B sequences shown, T frames, K context frames, H height, W width.
 
 Video layout: one column per sequence; rows truth / imagination / error. Observed (context) frames carry a
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from worldmodels.reports.figure import figure_to_rgb, pyplot
 
 GREEN, RED = np.array([0, 200, 0], np.uint8), np.array([220, 0, 0], np.uint8)
 
@@ -46,15 +48,23 @@ def _border(frames: np.ndarray, color: np.ndarray, width: int = 2) -> np.ndarray
 
 
 @torch.no_grad()
-def imagination_report(wm, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor,
-                       is_first: torch.Tensor, context: int = 5) -> ImaginationReport:
+def imagination_report(
+    wm,
+    obs: dict[str, torch.Tensor],
+    action: torch.Tensor,
+    reward: torch.Tensor,
+    is_first: torch.Tensor,
+    context: int = 5,
+) -> ImaginationReport:
     """wm: a WorldModel with pixels. Inputs batch-major [B, T, ...] (action already in the model's format)."""
     steps = action.shape[1]
     if not 0 < context < steps:
         raise ValueError(f"context must be between 1 and {steps - 1} frames, got {context}")
-    states, _, _ = wm.observe(wm.embed({k: v[:, :context] for k, v in obs.items()}), action[:, :context], is_first[:, :context])
+    states, _, _ = wm.observe(
+        wm.embed({k: v[:, :context] for k, v in obs.items()}), action[:, :context], is_first[:, :context]
+    )
     last = states.map(lambda x: x[:, -1])
-    imagined = wm.imagine(last, action[:, context:])  # [B, T - K, ...]
+    imagined = wm.unroll(last, action[:, context:])  # [B, T - K, ...]
     feat = torch.cat([states.features(), imagined.features()], 1)  # [B, T, F]
     model = (wm.decode_pixels(feat) + 0.5).clamp(0, 1)  # [B, T, 3, H, W]
     truth = obs["pixels"].float() / 255.0
@@ -78,11 +88,7 @@ def imagination_report(wm, obs: dict[str, torch.Tensor], action: torch.Tensor, r
 
 def report_figure(report: ImaginationReport) -> np.ndarray:
     """Two panels as an RGB image [3, H, W]: k-step image error, and predicted vs real reward."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     steps = np.arange(len(report.image_mse))
     left.plot(steps, report.image_mse, marker=".")
@@ -94,8 +100,4 @@ def report_figure(report: ImaginationReport) -> np.ndarray:
     right.axvspan(-0.5, report.context - 0.5, color="green", alpha=0.15)
     right.set(xlabel="step", ylabel="reward", title="reward along the rollout (sequence 0)")
     right.legend()
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].transpose(2, 0, 1).copy()
-    plt.close(fig)
-    return image
+    return figure_to_rgb(fig)

@@ -1,0 +1,41 @@
+"""The shared building blocks: the one MLP builder and the EMA update."""
+
+import torch
+from torch import nn
+
+from worldmodels.nets.ema import ema_update
+from worldmodels.nets.mlp import layernorm_mlp, mlp
+
+
+def test_mlp_builds_hidden_layers_then_an_output_layer():
+    net = mlp(3, (8, 5), 2, activation=nn.ELU, layer_norm=True)
+    kinds = [type(m) for m in net]
+    assert kinds == [nn.Linear, nn.LayerNorm, nn.ELU, nn.Linear, nn.LayerNorm, nn.ELU, nn.Linear]
+    assert net(torch.randn(4, 3)).shape == (4, 2)
+    assert [type(m) for m in mlp(3, (8,), None)] == [nn.Linear, nn.ReLU]  # no output layer: ends on a hidden one
+
+
+def test_layernorm_mlp_is_dreamers_layer_and_can_start_at_zero():
+    net = layernorm_mlp(6, 16, 2, 4, zero_init=True)
+    assert [type(m) for m in net] == [nn.Linear, nn.LayerNorm, nn.SiLU] * 2 + [nn.Linear]
+    assert net[0].bias is None and net[3].bias is None  # LayerNorm follows: no bias before it
+    assert torch.equal(net(torch.randn(5, 6)), torch.zeros(5, 4))
+
+
+def test_ema_update_moves_each_parameter_by_the_rate_and_leaves_buffers():
+    torch.manual_seed(0)
+    online, target = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    with torch.no_grad():
+        online.weight.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        target.weight.zero_()
+        online.running_mean.fill_(5.0)
+    ema_update(target, online, 0.25)
+    torch.testing.assert_close(target.weight, torch.tensor([0.25, 0.5, 0.75]))
+    assert torch.equal(target.running_mean, torch.zeros(3))
+    # the same numbers as torch's fused lerp, which the agents used before
+    a, b = [torch.randn(7, 3), torch.randn(2)], [torch.randn(7, 3), torch.randn(2)]
+    expected = [x.clone() for x in a]
+    torch._foreach_lerp_(expected, b, 0.005)
+    for x, y in zip(a, b, strict=True):
+        x.lerp_(y, 0.005)
+    assert all(torch.equal(x, e) for x, e in zip(a, expected, strict=True))
