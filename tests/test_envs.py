@@ -49,7 +49,7 @@ def test_dmc_physics_divergence_ends_the_episode_cleanly():
     def explode(action):
         raise PhysicsError("simulated divergence")
 
-    env._env.step = explode
+    env.unwrapped._env.step = explode
     obs, reward, terminated, truncated, info = env.step(np.zeros(1, np.float32))
     assert truncated and not terminated and "physics_error" in info
     assert np.all(np.isfinite(obs["state"]))

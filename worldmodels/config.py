@@ -73,6 +73,8 @@ class TrainConfig:
     """'cpu', 'cuda', 'cuda:1' or 'auto' (cuda when available)."""
     threads: int = 0
     """Torch intra-op threads; 0 uses every core."""
+    max_nonfinite_updates: int = 20
+    """Stop the run after this many non-finite updates in a row (each is skipped, weights unchanged); 0: never."""
 
 
 @dataclass
@@ -212,14 +214,27 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be at least 1, got {value}")
-    for key in ("env_steps", "warmup_steps", "eval_every", "checkpoint_every", "report_every", "threads"):
+    keys = ("env_steps", "warmup_steps", "eval_every", "checkpoint_every", "report_every", "threads")
+    for key in keys + ("max_nonfinite_updates",):
         if getattr(cfg.train, key) < 0:
             raise ConfigError(f"train.{key}: must not be negative, got {getattr(cfg.train, key)}")
     if cfg.train.replay_ratio < 0:
         raise ConfigError(f"train.replay_ratio: must not be negative, got {cfg.train.replay_ratio}")
+    validate_rates_and_batches(cfg.agent)
     bf16 = getattr(cfg.agent, "bf16", "auto")
     if not isinstance(bf16, bool) and bf16 != "auto":
         raise ConfigError(f"agent.bf16: expected true, false or auto, got {bf16!r}")
+
+
+def validate_rates_and_batches(agent: AgentConfig) -> None:
+    """Settings that make every update non-finite or empty: a batch size below 1 (``batch_size``, ``*_batch``)
+    and a learning rate that is not a positive number (``lr``, ``*_lr``)."""
+    for f in dataclasses.fields(agent):
+        value = getattr(agent, f.name)
+        if (f.name == "batch_size" or f.name.endswith("_batch")) and isinstance(value, int) and value < 1:
+            raise ConfigError(f"agent.{f.name}: must be at least 1, got {value} (an empty batch has no loss)")
+        if (f.name == "lr" or f.name.endswith("_lr")) and isinstance(value, float) and not 0 < value < float("inf"):
+            raise ConfigError(f"agent.{f.name}: a learning rate must be a positive number, got {value}")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, register
 from worldmodels.behaviours.actor_critic import ActorCriticSettings, ImaginedActorCritic
 from worldmodels.config import AgentConfig, settings_from
 from worldmodels.envs import action_dim, is_discrete
 from worldmodels.models.rssm import WorldModel
+from worldmodels.nets.guarded_step import guarded_step
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.reports.openloop import imagination_report, report_figure
 
@@ -139,10 +139,8 @@ class DreamerAgent(Agent):
             wm_loss, states, metrics = self.wm.loss(
                 data["obs"], data["action"], data["reward"], data["is_first"], data["is_terminal"]
             )
-        self.wm_opt.zero_grad(set_to_none=True)
-        wm_loss.backward()
-        metrics["train/wm_grad_norm"] = nn.utils.clip_grad_norm_(self.wm.parameters(), self.cfg.grad_clip).item()
-        self.wm_opt.step()
+        wm_norm = guarded_step(self.wm_opt, wm_loss, self.wm.parameters(), "world model", self.cfg.grad_clip)
+        metrics["train/wm_grad_norm"] = wm_norm.item()
         starts = states.map(lambda x: x.detach().float().flatten(0, 1))  # [N, ...]
         continues = 1.0 - data["is_terminal"].float().flatten()  # [N]
         if self.cfg.imagine_starts and self.cfg.imagine_starts < continues.shape[0]:

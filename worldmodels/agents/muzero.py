@@ -30,12 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, register
 from worldmodels.config import AgentConfig
 from worldmodels.models.muzero import MuZeroNet, stack_frames
 from worldmodels.nets.conv import random_shift
+from worldmodels.nets.guarded_step import guarded_step
 from worldmodels.nets.search_copy import CpuCopy, torch_threads
 from worldmodels.planning.action_grid import ActionGrid
 from worldmodels.planning.mcts import Inference, MCTSConfig, search
@@ -330,10 +330,7 @@ class MuZeroAgent(Agent):
         loss = cfg.value_weight * losses["value"] + losses["reward"] + losses["policy"]
         if cfg.consistency_weight:
             loss = loss + cfg.consistency_weight * losses["consistency"]
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-        self.opt.step()
+        grad_norm = guarded_step(self.opt, loss, self.net.parameters(), "muzero", cfg.grad_clip)
         self.updates += 1
         if self.updates % cfg.target_every == 0:
             self.target.load_state_dict(self.net.state_dict())

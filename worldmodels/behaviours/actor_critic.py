@@ -27,6 +27,7 @@ from torch import nn
 from worldmodels.behaviours.returns import lambda_returns
 from worldmodels.nets.distributions import TwoHot, straight_through_onehot, unimix_logits
 from worldmodels.nets.ema import ema_update
+from worldmodels.nets.guarded_step import guarded_step
 from worldmodels.nets.mlp import layernorm_mlp
 from worldmodels.nets.precision import autocast
 
@@ -144,18 +145,17 @@ class ImaginedActorCritic(nn.Module):
             # -- actor: maximise normalised returns (+ entropy) ------------------------------------------------
             quantiles = torch.tensor([0.05, 0.95], device=self.device)
             low, high = torch.quantile(returns.detach().flatten(), quantiles)
-            self.return_range.mul_(cfg.return_norm_decay).add_((1 - cfg.return_norm_decay) * (high - low))
-            scale = torch.clamp(self.return_range, min=1.0)
+            decay = cfg.return_norm_decay
+            return_range = self.return_range * decay + (1 - decay) * (high - low)
+            scale = torch.clamp(return_range, min=1.0)
             if self.discrete:
                 advantage = ((returns - value[:-1]) / scale).detach()
                 objective = logp * advantage
             else:
                 objective = returns / scale  # gradients flow back through the model's dynamics
             actor_loss = -(weight * (objective + cfg.entropy * entropy)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
-        self.actor_opt.step()
+        actor_norm = guarded_step(self.actor_opt, actor_loss, self.actor.parameters(), "actor", cfg.grad_clip)
+        self.return_range.copy_(return_range)  # kept only once the actor step was taken
 
         # -- critic: lambda-returns, regularised towards the slow critic -------------------------------------------
         with autocast(self.bf16, self.device):
@@ -163,10 +163,7 @@ class ImaginedActorCritic(nn.Module):
             slow_value = self.twohot.decode(self.slow_critic(feats[:-1].detach())).float()
         targets = self.twohot.loss(logits, returns.detach()) + self.twohot.loss(logits, slow_value)
         critic_loss = (weight * targets).mean()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        critic_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
-        self.critic_opt.step()
+        critic_norm = guarded_step(self.critic_opt, critic_loss, self.critic.parameters(), "critic", cfg.grad_clip)
         ema_update(self.slow_critic, self.critic, 1 - cfg.slow_critic_decay)
         return {
             "loss/actor": actor_loss.item(),

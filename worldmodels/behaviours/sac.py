@@ -21,6 +21,7 @@ from torch import nn
 
 from worldmodels.nets.conv import ConvEncoder
 from worldmodels.nets.ema import ema_update
+from worldmodels.nets.guarded_step import guarded_step
 from worldmodels.nets.mlp import EnsembleMLP, mlp
 
 
@@ -131,24 +132,18 @@ class SACLearner(nn.Module):
         features = self.critic.encoder(obs)  # [B, F]
         q = self.critic.values(features, action)  # [Q, B]
         critic_loss = F.mse_loss(q, target.expand_as(q)) * q.shape[0]
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        guarded_step(self.critic_opt, critic_loss, self.critic.parameters(), "critic")
 
         # Actor: maximise min-Q plus entropy, on features the actor cannot change.
         features = features.detach()
         new_action, logp = self.actor(features)
         actor_q = self.critic.values(features, new_action).min(0).values
         actor_loss = (alpha * logp - actor_q).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        guarded_step(self.actor_opt, actor_loss, self.actor.parameters(), "actor")
 
         # Temperature: keep the policy's entropy near the target.
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        guarded_step(self.alpha_opt, alpha_loss, [self.log_alpha], "temperature (alpha)")
 
         ema_update(self.critic_target, self.critic, cfg.tau)
         return {

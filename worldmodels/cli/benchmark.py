@@ -10,7 +10,8 @@ from pathlib import Path
 from worldmodels.cli.errors import UsageError, run_command
 
 EPILOG = """examples:
-  # 3 seeds of SAC on Pendulum, 20k env steps each; rows appended to benchmarks/results.jsonl
+  # 3 seeds of SAC on Pendulum, 20k env steps each; rows appended to results/results.jsonl (git-ignored;
+  # --results benchmarks/results.jsonl adds them to the committed rows)
   python scripts/benchmark.py run --config configs/sac/pendulum.yaml --agents sac \\
       --tasks gym:Pendulum-v1 --seeds 0 1 2 --env-steps 20000
   # results -> benchmarks/README-table.md and benchmarks/curves/*.png
@@ -40,7 +41,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--env-steps", type=int, help="env-step budget per run (default: the config's)")
     run.add_argument(
-        "--results", type=Path, default=Path("benchmarks/results.jsonl"), help="JSONL file rows are appended to"
+        "--results",
+        type=Path,
+        default=Path("results/results.jsonl"),
+        help="JSONL file rows are appended to (default: results/results.jsonl, git-ignored)",
     )
     run.add_argument("--root", default="checkpoints/benchmark", help="where the runs' directories go")
     collect = sub.add_parser("collect", help="measure collection throughput (env steps/s) for several env counts")
@@ -66,7 +70,9 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument("--train-episodes", type=int, default=8)
     comp.add_argument("--test-episodes", type=int, default=2)
     comp.add_argument("--horizon", type=int, default=15)
-    comp.add_argument("--out", type=Path, default=Path("benchmarks/compounding"))
+    comp.add_argument(
+        "--out", type=Path, default=Path("results/compounding"), help="output folder (default git-ignored)"
+    )
     fit = sub.add_parser("muzero-fit", help="a MuZero run's reward and value predictions vs its replayed episodes")
     fit.add_argument("run_dir", type=Path, help="a MuZero run directory, e.g. checkpoints/<run>")
     fit.add_argument("--episodes", type=int, default=10, help="the newest N replay episodes are scored")
@@ -78,21 +84,24 @@ def parser() -> argparse.ArgumentParser:
 
 def run_grid(args) -> int:
     from worldmodels.analysis.benchmark import append_rows, machine_description, rows_from_run
-    from worldmodels.config import load_config
-    from worldmodels.run.loop import train
+    from worldmodels.config import ConfigError, load_config
+    from worldmodels.run.loop import check_buildable, train
 
-    machine = machine_description()
-    for agent, task, seed in itertools.product(args.agents, args.tasks, args.seeds):
-        overrides = [
-            f"agent.name={agent}",
-            f"env.spec={task}",
-            f"train.seed={seed}",
-            f"run.root={args.root}",
-            *args.overrides,
-        ]
+    def cell_config(agent: str, task: str, seed: int):
+        overrides = [f"agent.name={agent}", f"env.spec={task}", f"train.seed={seed}", f"run.root={args.root}"]
+        overrides += args.overrides
         if args.env_steps is not None:
             overrides.append(f"train.env_steps={args.env_steps}")
-        cfg = load_config(args.config, overrides)
+        return load_config(args.config, overrides)
+
+    for agent, task in itertools.product(args.agents, args.tasks):  # every cell's config, before any trains
+        try:
+            check_buildable(cell_config(agent, task, args.seeds[0]))
+        except ConfigError as err:
+            raise ConfigError(f"{agent} on {task}: {err} (nothing was trained)") from err
+    machine = machine_description()
+    for agent, task, seed in itertools.product(args.agents, args.tasks, args.seeds):
+        cfg = cell_config(agent, task, seed)
         print(f"== {agent} on {task}, seed {seed}, {cfg.train.env_steps:,} env steps", flush=True)
         run_dir = train(cfg)
         rows = rows_from_run(run_dir, task, agent, seed, cfg.env.obs, machine)

@@ -11,9 +11,10 @@ import functools
 
 import gymnasium
 
+from worldmodels.envs.checks import CheckedObservations, EnvStepError
 from worldmodels.envs.spaces import OBS_KINDS
 
-__all__ = ["make_env", "make_vector_env", "EnvSpecError", "is_discrete", "action_dim"]
+__all__ = ["make_env", "make_vector_env", "EnvSpecError", "EnvStepError", "is_discrete", "action_dim"]
 
 SPEC_HELP = (
     "Name envs as 'dmc:<domain>-<task>' for the dm_control suite (e.g. dmc:cartpole-swingup, dmc:walker-walk) "
@@ -63,7 +64,8 @@ def make_env(
     time_limit: int | None = None,
     fast_render: bool = False,
 ) -> gymnasium.Env:
-    """One environment with dict observations (see worldmodels.envs.spaces for the contract).
+    """One environment with dict observations (see worldmodels.envs.spaces for the contract), each checked
+    against the declared space (envs/checks.py).
 
     time_limit counts env steps (simulator steps, after action repeat); None keeps the task's own limit.
     """
@@ -76,9 +78,9 @@ def make_env(
     if not sep or not name:
         raise EnvSpecError(f"Env spec '{spec}' has no suite prefix. {SPEC_HELP}")
     if suite == "dmc":
-        return _dmc_env(name, fast_render=fast_render, **kwargs)
+        return CheckedObservations(_dmc_env(name, fast_render=fast_render, **kwargs), spec)
     if suite == "gym":
-        return _gym_env(name, **kwargs)
+        return CheckedObservations(_gym_env(name, **kwargs), spec)
     raise EnvSpecError(f"Unknown env suite '{suite}' in '{spec}'. {SPEC_HELP}")
 
 

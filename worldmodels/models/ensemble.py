@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldmodels.nets.guarded_step import NonFiniteUpdate, guarded_step
 from worldmodels.nets.mlp import EnsembleMLP
 
 
@@ -114,6 +115,7 @@ def fit_ensemble(
     inputs [N, I], targets [N, O] in data units. Returns the final training loss and held-out MSE.
     """
     n = inputs.shape[0]
+    before = copy.deepcopy(model.state_dict())  # restored if a step turns out non-finite
     order = torch.randperm(n, generator=generator)
     holdout = max(1, int(n * holdout_ratio)) if n > 10 else 0
     val_idx, train_idx = order[:holdout], order[holdout:]
@@ -132,9 +134,11 @@ def fit_ensemble(
             loss = model.member_loss(inputs[idx], norm_targets[idx]).sum()
             if model.probabilistic:
                 loss = loss + 0.01 * (model.max_logvar.sum() - model.min_logvar.sum())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            try:
+                guarded_step(optimizer, loss, model.parameters(), "ensemble")
+            except NonFiniteUpdate:
+                model.load_state_dict(before)
+                raise
             train_loss = loss.item()
         if not holdout:
             continue

@@ -7,10 +7,13 @@ Until a termination has been seen it predicts that episodes never end.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldmodels.nets.guarded_step import NonFiniteUpdate, guarded_step
 from worldmodels.nets.mlp import mlp
 
 
@@ -45,6 +48,7 @@ class TerminationClassifier(nn.Module):
         positives = int(terminated.sum())
         if positives == 0:
             return float("nan")
+        before = copy.deepcopy(self.state_dict())  # restored if a step turns out non-finite
         self.seen_termination.fill_(True)
         self.mean.copy_(next_states.mean(0))
         self.std.copy_(next_states.std(0).clamp(min=1e-6))
@@ -54,7 +58,9 @@ class TerminationClassifier(nn.Module):
         for _ in range(steps):
             idx = torch.randint(len(labels), (min(batch_size, len(labels)),), generator=generator).to(labels.device)
             loss = F.binary_cross_entropy_with_logits(self.logits(next_states[idx]), labels[idx], pos_weight=pos_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            try:
+                guarded_step(optimizer, loss, self.net.parameters(), "termination classifier")
+            except NonFiniteUpdate:
+                self.load_state_dict(before)
+                raise
         return loss.item()

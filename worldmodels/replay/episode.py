@@ -73,7 +73,7 @@ def load_episode(path: Path) -> dict[str, np.ndarray]:
             episode = {k: data[k] for k in data.files}
         validate_episode(episode)
     except Exception as err:
-        raise ValueError(f"replay episode {path} is unreadable ({err}); move it out of the replay folder") from err
+        raise ValueError(f"replay episode {path} is unreadable ({type(err).__name__}: {err})") from err
     return episode
 
 

@@ -10,6 +10,7 @@ episodes in the order they were written. Pixels stay uint8; nothing is copied to
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections import deque
 from pathlib import Path
 
@@ -67,7 +68,8 @@ class ReplayStore:
         """Reload episode files written earlier (newest that fit in capacity); return how many were loaded.
 
         up_to: episodes with a file index >= up_to were written after the checkpoint being resumed; they are
-        moved to replay/orphaned/ (kept, not loaded) so that counters and replay agree.
+        moved to replay/orphaned/ (kept, not loaded) so that counters and replay agree. A file that cannot be
+        read is moved to replay/corrupt/ with a warning.
         """
         if self.directory is None:
             return 0
@@ -87,11 +89,23 @@ class ReplayStore:
                 break
             keep.append(path)
             total += length
+        loaded = 0
         for path in reversed(keep):
-            episode = load_episode(path)
+            try:
+                episode = load_episode(path)
+            except ValueError as err:  # a damaged file costs that episode, not the run
+                corrupt = self.directory / "corrupt"
+                corrupt.mkdir(exist_ok=True)
+                shutil.move(str(path), corrupt / path.name)
+                warnings.warn(f"{err}; moved it to {corrupt / path.name} and went on without it", stacklevel=2)
+                continue
             self._insert(episode, len(episode["reward"]))
-        self.episodes_added = episode_index(files[-1]) + 1 if files else 0
-        return len(keep)
+            loaded += 1
+        if up_to is not None:
+            self.episodes_added = up_to
+        else:
+            self.episodes_added = episode_index(files[-1]) + 1 if files else 0
+        return loaded
 
     # -- sizes --------------------------------------------------------------------------------------------
     @property

@@ -1,18 +1,21 @@
 """Atomic checkpoints: the new file replaces the old only once it is complete on disk.
 
-<run>/checkpoint.pt is the latest; the one before it is kept as checkpoint.prev.pt.
+<run>/checkpoint.pt is the latest; the one before it is kept as checkpoint.prev.pt, and used when the latest
+cannot be read.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
+CORRUPT = "checkpoint.corrupt.pt"
 FORMAT_VERSION = 1
 
 
@@ -38,22 +41,40 @@ def save_checkpoint(run_dir: Path, payload: dict) -> Path:
     return path
 
 
-def load_checkpoint(run_dir: Path) -> dict:
+def load_checkpoint(run_dir: Path, set_aside_corrupt: bool = False) -> dict:
+    """The latest checkpoint's payload; when it is unreadable and the previous one is readable, the previous one's
+    (with a warning that names both). Raises CheckpointError when neither can be used.
+
+    set_aside_corrupt (resume): an unreadable latest checkpoint is renamed checkpoint.corrupt.pt, so that the
+    next save cannot rotate it over the good previous one."""
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT
+    path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS
     if not path.exists():
-        hint = (
-            f" A previous one exists: rename {run_dir / PREVIOUS} to {path} to resume from it."
-            if (run_dir / PREVIOUS).exists()
-            else ""
-        )
-        raise CheckpointError(f"No checkpoint at {path}.{hint} Resume takes a run directory such as checkpoints/<run>.")
+        hint = f" A previous one exists: rename {previous} to {path} to use it." if previous.exists() else ""
+        raise CheckpointError(f"No checkpoint at {path}.{hint}")
+    try:
+        return _read(path)
+    except CheckpointError as latest:
+        if not previous.exists():
+            raise
+        try:
+            payload = _read(previous)
+        except CheckpointError as also:
+            raise CheckpointError(f"{latest} The previous one cannot be used either: {also}") from None
+        note = ""
+        if set_aside_corrupt:
+            os.replace(path, run_dir / CORRUPT)
+            note = f" The unreadable one was renamed {run_dir / CORRUPT}."
+        warnings.warn(f"{latest} Using the previous checkpoint, {previous}, instead.{note}", stacklevel=2)
+        return payload
+
+
+def _read(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
         raise CheckpointError(
-            f"Checkpoint {path} is corrupted or unreadable ({type(err).__name__}: {err}). It was left untouched; "
-            f"the previous checkpoint is {run_dir / PREVIOUS}: copy it over {path} to resume from there."
+            f"Checkpoint {path} is corrupted or unreadable ({type(err).__name__}: {err}). It was left untouched."
         ) from err
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(

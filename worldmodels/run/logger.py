@@ -37,6 +37,40 @@ class MeanTracker:
         return means
 
 
+class ProgressFigures:
+    """What the progress bar shows beside the step count: updates/s with one decimal over the last few
+    seconds, the last evaluation, and an eta whose rate is measured after the random warm-up (warm-up steps
+    are many times faster than training ones, so a rate that includes them promises too early an end)."""
+
+    def __init__(self, total: int, warmup: int, env_steps: int, grad_steps: int, last_eval: float, every_s=2.0):
+        self.total, self.warmup, self.every_s = total, warmup, every_s
+        self.last_eval = last_eval
+        self._tick = (time.time(), env_steps, grad_steps)  # last refresh of updates/s
+        self._since = None if env_steps < warmup else self._tick[:2]  # (time, env steps) the eta rate starts at
+
+    def figures(self, env_steps: int, grad_steps: int, now: float | None = None) -> dict[str, str] | None:
+        """The bar's postfix when ``every_s`` seconds passed since the last one, else None."""
+        now = time.time() if now is None else now
+        if self._since is None and env_steps >= self.warmup:
+            self._since = (now, env_steps)
+        last_time, _, last_grad = self._tick
+        if now - last_time < self.every_s:
+            return None
+        self._tick = (now, env_steps, grad_steps)
+        out = {"ups": f"{(grad_steps - last_grad) / (now - last_time):.1f}/s", "eval": f"{self.last_eval:.1f}"}
+        out["eta"] = self.eta(env_steps, now)
+        return out
+
+    def eta(self, env_steps: int, now: float) -> str:
+        if self._since is None:
+            return "after warm-up"
+        start_time, start_steps = self._since
+        if env_steps <= start_steps or now - start_time < 1.0:
+            return "?"
+        seconds = (self.total - env_steps) * (now - start_time) / (env_steps - start_steps)
+        return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds < 86_400 else f"{seconds / 86_400:.1f} d"
+
+
 class Logger:
     def __init__(self, run_dir: Path, total_steps: int, start_step: int = 0, progress: bool = True):
         self.run_dir = Path(run_dir)
@@ -50,6 +84,9 @@ class Logger:
             dynamic_ncols=True,
             disable=not progress,
             desc="env steps",
+            # tqdm's own time-left assumes one rate throughout; the loop's eta (ProgressFigures) knows the
+            # warm-up runs faster than training.
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]",
         )
         self._postfix: dict[str, str] = {}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,12 +24,15 @@ import torch
 
 from worldmodels.agents import BatchSpec, Stream, build_agent
 from worldmodels.config import Config, config_to_dict, flat_items, load_config, save_config
-from worldmodels.envs import is_discrete, make_env, make_vector_env
+from worldmodels.envs import EnvStepError, is_discrete, make_env, make_vector_env
+from worldmodels.nets.guarded_step import NonFiniteUpdate
 from worldmodels.replay import ReplayStore
 from worldmodels.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodels.run.collect import EpisodeBuilder, split_final_obs
 from worldmodels.run.evaluation import evaluate
-from worldmodels.run.logger import Logger, MeanTracker
+from worldmodels.run.interrupts import NonFiniteTraining, sigterm_as_interrupt
+from worldmodels.run.logger import Logger, MeanTracker, ProgressFigures
+from worldmodels.run.resume import last_eval_return, move_rows_past
 
 
 @dataclass
@@ -48,6 +52,10 @@ class Counters:
     next_checkpoint: int = 0
     next_log: int = 0
     next_report: int = 0
+    nonfinite_updates: int = 0
+    """Updates skipped because a loss or gradient was not finite (not counted in grad_steps)."""
+    nonfinite_streak: int = 0
+    """Of those, how many in a row up to now."""
 
 
 def env_kwargs(cfg: Config) -> dict:
@@ -108,10 +116,11 @@ def random_actions(rng: np.random.Generator, action_space, n: int) -> np.ndarray
 
 
 class Trainer:
-    """Holds the pieces of one run; ``run()`` trains until cfg.train.env_steps."""
+    """Holds the pieces of one run; ``run()`` trains until cfg.train.env_steps. Building one writes nothing:
+    a fresh run's directory is created by ``run()``, once the env and the agent exist."""
 
     def __init__(self, cfg: Config, run_dir: Path, resume: bool):
-        self.cfg, self.run_dir = cfg, run_dir
+        self.cfg, self.run_dir = cfg, Path(run_dir)
         self.device = setup_torch(cfg)
         probe = make_env(cfg.env.spec, seed=cfg.train.seed, **env_kwargs(cfg))
         self.obs_space, self.action_space = probe.observation_space, probe.action_space
@@ -121,11 +130,10 @@ class Trainer:
         t = cfg.train
         self.counters = Counters(next_eval=t.eval_every, next_checkpoint=t.checkpoint_every, next_report=t.report_every)
         self.rng = np.random.default_rng(cfg.train.seed)
+        self.last_eval, self.last_eval_step = float("nan"), -1
         if resume:
             self._restore()
-        self.logger = Logger(run_dir, cfg.train.env_steps, self.counters.env_steps, cfg.run.progress)
         self.metrics = MeanTracker()
-        self.last_eval, self.last_eval_step = float("nan"), -1
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def _payload(self) -> dict:
@@ -142,7 +150,14 @@ class Trainer:
         save_checkpoint(self.run_dir, self._payload())
 
     def _restore(self) -> None:
-        payload = load_checkpoint(self.run_dir)
+        if not any((self.run_dir / name).exists() for name in ("checkpoint.pt", "checkpoint.prev.pt")):
+            # Stopped before its first checkpoint: start over, keeping what it wrote aside.
+            print(f"warning: {self.run_dir} has no checkpoint yet; training from the start", file=sys.stderr)
+            self.replay.load(up_to=0)
+            for name in ("evals.jsonl", "metrics.jsonl"):
+                move_rows_past(self.run_dir / name, -1)
+            return
+        payload = load_checkpoint(self.run_dir, set_aside_corrupt=True)
         if payload["agent_name"] != self.cfg.agent.name:
             raise CheckpointError(
                 f"{self.run_dir} holds a '{payload['agent_name']}' agent, the config asks for '{self.cfg.agent.name}'"
@@ -159,12 +174,43 @@ class Trainer:
         random.setstate(payload["rng"]["python"])
         self.replay.load_state_dict(payload["replay"])
         self.replay.load(up_to=payload["replay"]["episodes_added"])
+        for name in ("evals.jsonl", "metrics.jsonl"):  # rows written after this checkpoint are set aside
+            move_rows_past(self.run_dir / name, self.counters.env_steps)
+        self.last_eval = last_eval_return(self.run_dir / "evals.jsonl")
 
     # -- the loop -------------------------------------------------------------------------------------------
     def run(self) -> Path:
         cfg, c = self.cfg, self.counters
-        n, repeat = cfg.env.num_envs, cfg.env.action_repeat
+        n = cfg.env.num_envs
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logger = Logger(self.run_dir, cfg.train.env_steps, c.env_steps, cfg.run.progress)
+        self.progress = ProgressFigures(
+            cfg.train.env_steps, cfg.train.warmup_steps, c.env_steps, c.grad_steps, self.last_eval
+        )
+        print(f"run directory: {self.run_dir}", file=sys.stderr, flush=True)
         envs = make_vector_env(cfg.env.spec, n, seed=cfg.train.seed + 100 * c.episodes, **env_kwargs(cfg))
+        try:
+            with sigterm_as_interrupt():
+                self._collect_and_learn(envs)
+                if self.last_eval_step != c.env_steps:
+                    self._evaluate()
+                self.save()
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+            self.save()
+            what = "Interrupted" if type(stop) is KeyboardInterrupt else "Terminated (SIGTERM)"
+            print(f"\n{what}: checkpoint saved; continue with --resume {self.run_dir}", file=sys.stderr)
+            raise
+        except EnvStepError:
+            self.save()  # the env broke, not the agent: keep what it learned
+            raise
+        finally:
+            self.logger.close()
+            envs.close()
+        return self.run_dir
+
+    def _collect_and_learn(self, envs) -> None:
+        cfg, c = self.cfg, self.counters
+        n, repeat = cfg.env.num_envs, cfg.env.action_repeat
         builder = EpisodeBuilder(n, self.action_space, self.agent.replay_extras())
         obs, _ = envs.reset(seed=cfg.train.seed + 100 * c.episodes)
         builder.start_all(obs)
@@ -173,39 +219,24 @@ class Trainer:
         self.logger.hyperparameters(flat_items(cfg))
         tick = (time.time(), c.env_steps, c.grad_steps)
         self._clock = time.time()
-        try:
-            while c.env_steps < cfg.train.env_steps:
-                extras = None
-                if c.env_steps < cfg.train.warmup_steps:
-                    action = random_actions(self.rng, self.action_space, n)
-                else:
-                    action, agent_state, extras = self.agent.act(
-                        {**obs, "is_first": is_first}, agent_state, explore=True
-                    )
-                obs, reward, terminated, truncated, infos = envs.step(action)
-                c.env_steps += n * repeat
-                c.agent_steps += n
-                for i in range(n):  # bookkeeping per env (N is small); no tensor work here
-                    last = split_final_obs(obs, infos, i)
-                    mine = None if not extras else {k: v[i] for k, v in extras.items()}
-                    episode = builder.add(i, action[i], reward[i], last, terminated[i], truncated[i], mine)
-                    if episode is not None:
-                        self._finish_episode(episode, builder, obs, i)
-                is_first = terminated | truncated
-                self._update(streams, n)
-                tick = self._periodic(tick)
-            if self.last_eval_step != c.env_steps:
-                self._evaluate()
-            self.save()
-        except KeyboardInterrupt:
-            self.save()
-            self.logger.close()
-            envs.close()
-            print(f"\nInterrupted: checkpoint saved; continue with --resume {self.run_dir}")
-            raise
-        self.logger.close()
-        envs.close()
-        return self.run_dir
+        while c.env_steps < cfg.train.env_steps:
+            extras = None
+            if c.env_steps < cfg.train.warmup_steps:
+                action = random_actions(self.rng, self.action_space, n)
+            else:
+                action, agent_state, extras = self.agent.act({**obs, "is_first": is_first}, agent_state, explore=True)
+            obs, reward, terminated, truncated, infos = envs.step(action)
+            c.env_steps += n * repeat
+            c.agent_steps += n
+            for i in range(n):  # bookkeeping per env (N is small); no tensor work here
+                last = split_final_obs(obs, infos, i)
+                mine = None if not extras else {k: v[i] for k, v in extras.items()}
+                episode = builder.add(i, action[i], reward[i], last, terminated[i], truncated[i], mine)
+                if episode is not None:
+                    self._finish_episode(episode, builder, obs, i)
+            is_first = terminated | truncated
+            self._update(streams, n)
+            tick = self._periodic(tick)
 
     def _finish_episode(self, episode: dict, builder: EpisodeBuilder, obs: dict, i: int) -> None:
         self.replay.add_episode(episode, save=self.cfg.replay.save_episodes)
@@ -228,11 +259,35 @@ class Trainer:
                 gain, cost = (self.cfg.train.replay_ratio if stream.ratio is None else stream.ratio) * n, 1.0
             credit = c.stream_credit.get(stream.name, 0.0) + gain
             while credit >= cost:
-                self.metrics.add(stream.update(sample_batch(self.replay, stream.spec)))
+                credit -= cost
+                c.stream_credit[stream.name] = credit
+                try:
+                    metrics = stream.update(sample_batch(self.replay, stream.spec))
+                except NonFiniteUpdate as err:
+                    self._skip_nonfinite(stream.name, err)
+                    continue
+                self.metrics.add(metrics)
+                c.nonfinite_streak = 0
                 c.grad_steps += 1
                 c.stream_updates[stream.name] = c.stream_updates.get(stream.name, 0) + 1
-                credit -= cost
             c.stream_credit[stream.name] = credit
+
+    def _skip_nonfinite(self, stream: str, err: NonFiniteUpdate) -> None:
+        """Count a skipped update; stop the run (without saving over the last good checkpoint) after
+        train.max_nonfinite_updates of them in a row."""
+        c, limit = self.counters, self.cfg.train.max_nonfinite_updates
+        c.nonfinite_updates += 1
+        c.nonfinite_streak += 1
+        if limit and c.nonfinite_streak >= limit:
+            self.logger.scalars(c.env_steps, {**self.metrics.pop(), "train/nonfinite_updates": c.nonfinite_updates})
+            saved = self.run_dir / "checkpoint.pt"
+            kept = f"the last good checkpoint, {saved}, was kept" if saved.exists() else "no checkpoint was written"
+            raise NonFiniteTraining(
+                f"training stopped at env step {c.env_steps}: {c.nonfinite_streak} updates in a row were non-finite "
+                f"(stream '{stream}': {err}); each was skipped, weights unchanged. Look at the learning rates "
+                "(agent.*lr), agent.grad_clip, agent.batch_size and the task's rewards and observations; "
+                f"{kept}. train.max_nonfinite_updates sets how many in a row stop a run."
+            ) from err
 
     def _periodic(self, tick: tuple[float, int, int]) -> tuple[float, int, int]:
         cfg, c = self.cfg.train, self.counters
@@ -252,13 +307,12 @@ class Trainer:
                     "train/episodes": c.episodes,
                     "train/replay_steps": self.replay.num_steps,
                     "train/replay_ratio": self.cfg.train.replay_ratio,
+                    "train/nonfinite_updates": c.nonfinite_updates,
                 }
             )
             self.logger.scalars(c.env_steps, scalars)
-            self.logger.progress(c.env_steps, ups=f"{scalars['fps/updates_per_s']:.0f}/s", eval=f"{self.last_eval:.1f}")
             tick = (time.time(), c.env_steps, c.grad_steps)
-        else:
-            self.logger.progress(c.env_steps)
+        self.logger.progress(c.env_steps, **(self.progress.figures(c.env_steps, c.grad_steps) or {}))
         if cfg.eval_every and c.env_steps >= c.next_eval:
             self._evaluate()
             c.next_eval = (c.env_steps // cfg.eval_every + 1) * cfg.eval_every
@@ -291,6 +345,7 @@ class Trainer:
             self.agent, cfg.env.spec, cfg.train.eval_episodes, seed=cfg.train.seed + 10_000, env_kwargs=env_kwargs(cfg)
         )
         self.last_eval, self.last_eval_step = result.mean, c.env_steps
+        self.progress.last_eval = result.mean
         self.logger.scalars(
             c.env_steps,
             {
@@ -311,6 +366,16 @@ class Trainer:
         with open(self.run_dir / "evals.jsonl", "a") as handle:
             handle.write(json.dumps(row) + "\n")
         self.logger.progress(c.env_steps, eval=f"{result.mean:.1f}")
+
+
+def check_buildable(cfg: Config) -> None:
+    """Build the env and the agent of ``cfg`` and drop them: a setting that does not fit the task is a ConfigError
+    now, not hours into a grid. Writes nothing."""
+    probe = make_env(cfg.env.spec, seed=cfg.train.seed, **env_kwargs(cfg))
+    try:
+        build_agent(cfg.agent, probe.observation_space, probe.action_space, torch.device("cpu"))
+    finally:
+        probe.close()
 
 
 def restore_counters(saved: dict, stream_names: list[str]) -> Counters:
@@ -334,9 +399,16 @@ def train(cfg: Config, resume: str | Path | None = None) -> Path:
             raise FileExistsError(
                 f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another run.name"
             )
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.train.warmup_steps >= cfg.train.env_steps > 0:
+        print(
+            f"warning: train.warmup_steps={cfg.train.warmup_steps} >= train.env_steps={cfg.train.env_steps}: "
+            "every step is a random warm-up action and the agent never learns",
+            file=sys.stderr,
+        )
+    trainer = Trainer(cfg, run_dir, resume=resume is not None)  # env and agent built: the config works
+    run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    return Trainer(cfg, run_dir, resume=resume is not None).run()
+    return trainer.run()
 
 
 def load_agent(run_dir: str | Path, device: str = "cpu"):
@@ -344,6 +416,11 @@ def load_agent(run_dir: str | Path, device: str = "cpu"):
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir} has no config.yaml; pass a run directory such as checkpoints/<run>")
+    if not any((run_dir / name).exists() for name in ("checkpoint.pt", "checkpoint.prev.pt")):
+        raise CheckpointError(
+            f"{run_dir} has no checkpoint: its run stopped before the first save, so there is no trained agent "
+            "to load (train.checkpoint_every sets how often a run saves)"
+        )
     cfg = load_config([run_dir / "config.yaml"])
     probe = make_env(cfg.env.spec, seed=0, **env_kwargs(cfg))
     agent = build_agent(cfg.agent, probe.observation_space, probe.action_space, resolve_device(device))

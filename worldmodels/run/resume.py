@@ -1,0 +1,47 @@
+"""Bringing a run directory's row files in line with the checkpoint a resume restores.
+
+A run killed after an evaluation but before the next checkpoint has rows in evals.jsonl (and metrics.jsonl) for
+env steps the resumed run will train again. They are moved to ``<name>.orphaned.jsonl`` (kept, not lost), so
+that each evaluation step appears once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+
+def _rows(path: Path) -> list[str]:
+    """The file's complete JSON lines (a line cut off by a kill is dropped)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        lines.append(line)
+    return lines
+
+
+def move_rows_past(path: Path, env_steps: int) -> int:
+    """Move the rows of ``path`` whose env_steps exceed ``env_steps`` to <name>.orphaned.jsonl; return how many."""
+    if not path.exists():
+        return 0
+    keep, late = [], []
+    for line in _rows(path):
+        (late if json.loads(line).get("env_steps", 0) > env_steps else keep).append(line)
+    if late:
+        with open(path.with_suffix(".orphaned.jsonl"), "a") as handle:
+            handle.write("\n".join(late) + "\n")
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
+    return len(late)
+
+
+def last_eval_return(path: Path) -> float:
+    """The mean return of the newest row of an evals.jsonl, or NaN when there is none."""
+    rows = _rows(path) if path.exists() else []
+    return float(json.loads(rows[-1])["mean"]) if rows else math.nan
