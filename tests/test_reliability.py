@@ -262,11 +262,11 @@ def test_the_script_names_its_run_directory_and_warns_when_warm_up_covers_the_ru
 # -- chaos: SIGKILL at random moments, resumed every time -------------------------------------------------------
 
 
-def kill_and_resume(tmp_path, kills: int, seed: int = 0) -> dict:
+def kill_and_resume(tmp_path, kills: int, env_steps: int, seed: int = 0) -> dict:
     """A tiny run killed with SIGKILL `kills` times at random moments and resumed each time; returns figures."""
     rng = np.random.default_rng(seed)
     run_dir = tmp_path / "chaos"
-    fresh = ["--config", str(TINY), f"run.root={tmp_path}", "run.name=chaos", "train.env_steps=3000"]
+    fresh = ["--config", str(TINY), f"run.root={tmp_path}", "run.name=chaos", f"train.env_steps={env_steps}"]
     fresh += ["train.checkpoint_every=250", "train.eval_every=500", "run.progress=false"]
     survived = 0
     for _ in range(kills):
@@ -286,21 +286,22 @@ def kill_and_resume(tmp_path, kills: int, seed: int = 0) -> dict:
         list((run_dir / "replay" / "orphaned").glob("*.npz")) if (run_dir / "replay" / "orphaned").exists() else []
     )
     evals = [row["env_steps"] for row in read_jsonl(run_dir / "evals.jsonl")]
-    assert counters["env_steps"] == 3000 and counters["episodes"] == 60 == len(kept)
-    assert [int(p.name.split("-")[0]) for p in kept] == list(range(60))  # no gaps, no duplicates
-    assert counters["grad_steps"] == (3000 - 100) // 2  # the replay ratio was paid exactly across every resume
-    assert evals == [500, 1000, 1500, 2000, 2500, 3000]
+    episodes = env_steps // 50  # the tiny preset's episodes are 50 env steps; checkpoints fall between them
+    assert counters["env_steps"] == env_steps and counters["episodes"] == episodes == len(kept)
+    assert [int(p.name.split("-")[0]) for p in kept] == list(range(episodes))  # no gaps, no duplicates
+    assert counters["grad_steps"] == (env_steps - 100) // 2  # the replay ratio was paid exactly across resumes
+    assert evals == list(range(500, env_steps + 1, 500))
     return {"kills": kills - survived, "episodes": len(kept), "orphaned": len(orphaned)}
 
 
 def test_three_random_sigkills_then_resume_leave_a_consistent_run(tmp_path):
-    figures = kill_and_resume(tmp_path, kills=3)
+    figures = kill_and_resume(tmp_path, kills=3, env_steps=3000)
     print(figures)
 
 
 @pytest.mark.slow
 def test_twenty_random_sigkills_then_resume_leave_a_consistent_run(tmp_path):
-    figures = kill_and_resume(tmp_path, kills=20, seed=1)
+    figures = kill_and_resume(tmp_path, kills=20, env_steps=12000, seed=1)
     print(figures)
 
 
@@ -340,3 +341,21 @@ def test_a_grid_checks_every_cell_before_the_first_trains_and_writes_to_an_ignor
     default = parser().parse_args(["run", "--agents", "sac", "--tasks", "gym:Pendulum-v1"]).results
     ignored = subprocess.run(["git", "check-ignore", "-q", str(default)], cwd=ROOT)
     assert ignored.returncode == 0, f"{default} is not git-ignored"
+
+
+def test_a_kill_between_the_two_renames_of_a_save_resumes_from_the_previous_checkpoint(tmp_path):
+    run_dir = train(tiny(tmp_path, "renames", "train.env_steps=300", "train.checkpoint_every=200"))
+    (run_dir / "checkpoint.pt").unlink()  # save_checkpoint moved latest -> prev, then died before tmp -> latest
+    with pytest.warns(UserWarning, match="No checkpoint at .*using the previous one"):
+        assert load_checkpoint(run_dir)["counters"]["env_steps"] == 200
+
+
+def test_set_aside_episodes_never_overwrite_each_other(tmp_path, episode_factory):
+    from worldmodels.replay import ReplayStore
+
+    for _ in range(2):  # the same episode index orphaned by two resumes
+        store = ReplayStore(1000, tmp_path)
+        store.add_episode(episode_factory(5))
+        assert store.load(up_to=0) == 0
+    names = sorted(p.name for p in (tmp_path / "orphaned").glob("*.npz"))
+    assert names == ["00000000-5.1.npz", "00000000-5.npz"]

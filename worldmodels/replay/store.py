@@ -21,6 +21,15 @@ from worldmodels.replay.episode import episode_files, episode_index, load_episod
 OBS_KEYS = ("pixels", "state")
 
 
+def unused_name(path: Path) -> Path:
+    """``path``, or ``path`` with .1, .2, ... before its suffix when taken (set-aside files never overwrite)."""
+    candidate, k = path, 0
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.stem}.{k}{path.suffix}")
+    return candidate
+
+
 class ReplayStore:
     def __init__(self, capacity: int, directory: str | Path | None = None, seed: int = 0):
         """capacity: steps held in memory. directory: where finished episodes are written (None: memory only)."""
@@ -80,7 +89,7 @@ class ReplayStore:
                 orphaned = self.directory / "orphaned"
                 orphaned.mkdir(exist_ok=True)
                 for path in late:
-                    shutil.move(str(path), orphaned / path.name)
+                    shutil.move(str(path), unused_name(orphaned / path.name))
             files = [f for f in files if episode_index(f) < up_to]
         keep, total = [], 0
         for path in reversed(files):  # newest first, until the capacity is full
@@ -96,8 +105,9 @@ class ReplayStore:
             except ValueError as err:  # a damaged file costs that episode, not the run
                 corrupt = self.directory / "corrupt"
                 corrupt.mkdir(exist_ok=True)
-                shutil.move(str(path), corrupt / path.name)
-                warnings.warn(f"{err}; moved it to {corrupt / path.name} and went on without it", stacklevel=2)
+                moved = unused_name(corrupt / path.name)
+                shutil.move(str(path), moved)
+                warnings.warn(f"{err}; moved it to {moved} and went on without it", stacklevel=2)
                 continue
             self._insert(episode, len(episode["reward"]))
             loaded += 1

@@ -50,8 +50,11 @@ def load_checkpoint(run_dir: Path, set_aside_corrupt: bool = False) -> dict:
     run_dir = Path(run_dir)
     path, previous = run_dir / CHECKPOINT, run_dir / PREVIOUS
     if not path.exists():
-        hint = f" A previous one exists: rename {previous} to {path} to use it." if previous.exists() else ""
-        raise CheckpointError(f"No checkpoint at {path}.{hint}")
+        if not previous.exists():
+            raise CheckpointError(f"No checkpoint at {path}.")
+        # a kill between the two renames of save_checkpoint leaves only the previous one
+        warnings.warn(f"No checkpoint at {path}; using the previous one, {previous}.", stacklevel=2)
+        return _read(previous)
     try:
         return _read(path)
     except CheckpointError as latest:

@@ -320,8 +320,8 @@ class Trainer:
             self._report()
             c.next_report = (c.env_steps // cfg.report_every + 1) * cfg.report_every
         if cfg.checkpoint_every and c.env_steps >= c.next_checkpoint:
+            c.next_checkpoint = (c.env_steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every  # saved with it
             self.save()
-            c.next_checkpoint = (c.env_steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
         return tick
 
     def _report(self) -> None:
