@@ -242,14 +242,16 @@ def test_evaluate_and_imagine_on_a_run_without_a_checkpoint_say_so_in_their_own_
 
 
 def test_progress_eta_leaves_the_warm_up_out_of_the_rate():
-    figures = ProgressFigures(total=10_000, warmup=1_000, env_steps=0, grad_steps=0, last_eval=float("nan"))
+    figures = ProgressFigures(total=10_000, warmup=1_000, env_steps=0, grad_steps=0)
     start = time.time()
-    during = figures.figures(500, 0, now=start + 2.5)  # warm-up: 200 steps/s, no updates
+    during = figures.figures(500, 0, float("nan"), now=start + 2.5)  # warm-up: 200 steps/s, no updates
     assert during["eta"] == "after warm-up" and during["ups"] == "0.0/s"
-    figures.figures(1_000, 0, now=start + 5.0)  # warm-up ends here
-    after = figures.figures(1_100, 25, now=start + 15.0)  # training: 10 steps/s, 2.5 updates/s
-    assert after["ups"] == "2.5/s" and after["eta"] == "00:14:50"  # 8,900 steps left at 10 steps/s
-    assert figures.figures(1_101, 25, now=start + 15.5) is None  # refreshed every 2 s, not every step
+    figures.figures(1_000, 0, float("nan"), now=start + 5.0)  # warm-up ends here
+    after = figures.figures(1_100, 25, -3.25, now=start + 15.0)  # training: 10 steps/s, 2.5 updates/s
+    assert (
+        after["ups"] == "2.5/s" and after["eta"] == "00:14:50" and after["eval"] == "-3.2"
+    )  # 8,900 steps left at 10 steps/s
+    assert figures.figures(1_101, 25, -3.25, now=start + 15.5) is None  # refreshed every 2 s, not every step
 
 
 def test_the_script_names_its_run_directory_and_warns_when_warm_up_covers_the_run(tmp_path):

@@ -41,6 +41,11 @@ def save_checkpoint(run_dir: Path, payload: dict) -> Path:
     return path
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether the run saved at least once (the latest or the previous checkpoint is there)."""
+    return (Path(run_dir) / CHECKPOINT).exists() or (Path(run_dir) / PREVIOUS).exists()
+
+
 def load_checkpoint(run_dir: Path, set_aside_corrupt: bool = False) -> dict:
     """The latest checkpoint's payload; when it is unreadable and the previous one is readable, the previous one's
     (with a warning that names both). Raises CheckpointError when neither can be used.

@@ -42,13 +42,14 @@ class ProgressFigures:
     seconds, the last evaluation, and an eta whose rate is measured after the random warm-up (warm-up steps
     are many times faster than training ones, so a rate that includes them promises too early an end)."""
 
-    def __init__(self, total: int, warmup: int, env_steps: int, grad_steps: int, last_eval: float, every_s=2.0):
+    def __init__(self, total: int, warmup: int, env_steps: int, grad_steps: int, every_s=2.0):
         self.total, self.warmup, self.every_s = total, warmup, every_s
-        self.last_eval = last_eval
         self._tick = (time.time(), env_steps, grad_steps)  # last refresh of updates/s
         self._since = None if env_steps < warmup else self._tick[:2]  # (time, env steps) the eta rate starts at
 
-    def figures(self, env_steps: int, grad_steps: int, now: float | None = None) -> dict[str, str] | None:
+    def figures(
+        self, env_steps: int, grad_steps: int, last_eval: float, now: float | None = None
+    ) -> dict[str, str] | None:
         """The bar's postfix when ``every_s`` seconds passed since the last one, else None."""
         now = time.time() if now is None else now
         if self._since is None and env_steps >= self.warmup:
@@ -57,7 +58,7 @@ class ProgressFigures:
         if now - last_time < self.every_s:
             return None
         self._tick = (now, env_steps, grad_steps)
-        out = {"ups": f"{(grad_steps - last_grad) / (now - last_time):.1f}/s", "eval": f"{self.last_eval:.1f}"}
+        out = {"ups": f"{(grad_steps - last_grad) / (now - last_time):.1f}/s", "eval": f"{last_eval:.1f}"}
         out["eta"] = self.eta(env_steps, now)
         return out
 

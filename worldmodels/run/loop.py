@@ -16,6 +16,7 @@ import json
 import random
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from worldmodels.config import Config, config_to_dict, flat_items, load_config, 
 from worldmodels.envs import EnvStepError, is_discrete, make_env, make_vector_env
 from worldmodels.nets.guarded_step import NonFiniteUpdate
 from worldmodels.replay import ReplayStore
-from worldmodels.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from worldmodels.run.checkpoint import CHECKPOINT, CheckpointError, has_checkpoint, load_checkpoint, save_checkpoint
 from worldmodels.run.collect import EpisodeBuilder, split_final_obs
 from worldmodels.run.evaluation import evaluate
 from worldmodels.run.interrupts import NonFiniteTraining, sigterm_as_interrupt
@@ -150,9 +151,9 @@ class Trainer:
         save_checkpoint(self.run_dir, self._payload())
 
     def _restore(self) -> None:
-        if not any((self.run_dir / name).exists() for name in ("checkpoint.pt", "checkpoint.prev.pt")):
-            # Stopped before its first checkpoint: start over, keeping what it wrote aside.
-            print(f"warning: {self.run_dir} has no checkpoint yet; training from the start", file=sys.stderr)
+        if not has_checkpoint(self.run_dir):
+            # Stopped before its first checkpoint: start over, setting aside every episode and row it wrote.
+            warnings.warn(f"{self.run_dir} has no checkpoint yet; training from the start", stacklevel=2)
             self.replay.load(up_to=0)
             for name in ("evals.jsonl", "metrics.jsonl"):
                 move_rows_past(self.run_dir / name, -1)
@@ -184,9 +185,7 @@ class Trainer:
         n = cfg.env.num_envs
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = Logger(self.run_dir, cfg.train.env_steps, c.env_steps, cfg.run.progress)
-        self.progress = ProgressFigures(
-            cfg.train.env_steps, cfg.train.warmup_steps, c.env_steps, c.grad_steps, self.last_eval
-        )
+        self.progress = ProgressFigures(cfg.train.env_steps, cfg.train.warmup_steps, c.env_steps, c.grad_steps)
         print(f"run directory: {self.run_dir}", file=sys.stderr, flush=True)
         envs = make_vector_env(cfg.env.spec, n, seed=cfg.train.seed + 100 * c.episodes, **env_kwargs(cfg))
         try:
@@ -280,7 +279,7 @@ class Trainer:
         c.nonfinite_streak += 1
         if limit and c.nonfinite_streak >= limit:
             self.logger.scalars(c.env_steps, {**self.metrics.pop(), "train/nonfinite_updates": c.nonfinite_updates})
-            saved = self.run_dir / "checkpoint.pt"
+            saved = self.run_dir / CHECKPOINT
             kept = f"the last good checkpoint, {saved}, was kept" if saved.exists() else "no checkpoint was written"
             raise NonFiniteTraining(
                 f"training stopped at env step {c.env_steps}: {c.nonfinite_streak} updates in a row were non-finite "
@@ -312,7 +311,8 @@ class Trainer:
             )
             self.logger.scalars(c.env_steps, scalars)
             tick = (time.time(), c.env_steps, c.grad_steps)
-        self.logger.progress(c.env_steps, **(self.progress.figures(c.env_steps, c.grad_steps) or {}))
+        figures = self.progress.figures(c.env_steps, c.grad_steps, self.last_eval)
+        self.logger.progress(c.env_steps, **(figures or {}))
         if cfg.eval_every and c.env_steps >= c.next_eval:
             self._evaluate()
             c.next_eval = (c.env_steps // cfg.eval_every + 1) * cfg.eval_every
@@ -345,7 +345,6 @@ class Trainer:
             self.agent, cfg.env.spec, cfg.train.eval_episodes, seed=cfg.train.seed + 10_000, env_kwargs=env_kwargs(cfg)
         )
         self.last_eval, self.last_eval_step = result.mean, c.env_steps
-        self.progress.last_eval = result.mean
         self.logger.scalars(
             c.env_steps,
             {
@@ -400,10 +399,10 @@ def train(cfg: Config, resume: str | Path | None = None) -> Path:
                 f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another run.name"
             )
     if cfg.train.warmup_steps >= cfg.train.env_steps > 0:
-        print(
-            f"warning: train.warmup_steps={cfg.train.warmup_steps} >= train.env_steps={cfg.train.env_steps}: "
+        warnings.warn(
+            f"train.warmup_steps={cfg.train.warmup_steps} >= train.env_steps={cfg.train.env_steps}: "
             "every step is a random warm-up action and the agent never learns",
-            file=sys.stderr,
+            stacklevel=2,
         )
     trainer = Trainer(cfg, run_dir, resume=resume is not None)  # env and agent built: the config works
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -416,7 +415,7 @@ def load_agent(run_dir: str | Path, device: str = "cpu"):
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir} has no config.yaml; pass a run directory such as checkpoints/<run>")
-    if not any((run_dir / name).exists() for name in ("checkpoint.pt", "checkpoint.prev.pt")):
+    if not has_checkpoint(run_dir):
         raise CheckpointError(
             f"{run_dir} has no checkpoint: its run stopped before the first save, so there is no trained agent "
             "to load (train.checkpoint_every sets how often a run saves)"

@@ -13,16 +13,15 @@ import os
 from pathlib import Path
 
 
-def _rows(path: Path) -> list[str]:
-    """The file's complete JSON lines (a line cut off by a kill is dropped)."""
-    lines = []
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    """The file's complete JSON lines with their rows (a line cut off by a kill is dropped)."""
+    rows = []
     for line in path.read_text().splitlines():
         try:
-            json.loads(line)
+            rows.append((line, json.loads(line)))
         except json.JSONDecodeError:
             continue
-        lines.append(line)
-    return lines
+    return rows
 
 
 def move_rows_past(path: Path, env_steps: int) -> int:
@@ -30,8 +29,8 @@ def move_rows_past(path: Path, env_steps: int) -> int:
     if not path.exists():
         return 0
     keep, late = [], []
-    for line in _rows(path):
-        (late if json.loads(line).get("env_steps", 0) > env_steps else keep).append(line)
+    for line, row in _rows(path):
+        (late if row.get("env_steps", 0) > env_steps else keep).append(line)
     if late:
         with open(path.with_suffix(".orphaned.jsonl"), "a") as handle:
             handle.write("\n".join(late) + "\n")
@@ -44,4 +43,4 @@ def move_rows_past(path: Path, env_steps: int) -> int:
 def last_eval_return(path: Path) -> float:
     """The mean return of the newest row of an evals.jsonl, or NaN when there is none."""
     rows = _rows(path) if path.exists() else []
-    return float(json.loads(rows[-1])["mean"]) if rows else math.nan
+    return float(rows[-1][1]["mean"]) if rows else math.nan
