@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodels.agents import BatchSpec, Stream, build_agent
+from worldmodels.agents import Agent, BatchSpec, Stream, build_agent
 from worldmodels.config import Config, config_to_dict, flat_items, load_config, save_config
 from worldmodels.envs import EnvStepError, is_discrete, make_env, make_vector_env
 from worldmodels.nets.guarded_step import NonFiniteUpdate
@@ -123,10 +123,8 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, resume: bool):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.device = setup_torch(cfg)
-        probe = make_env(cfg.env.spec, seed=cfg.train.seed, **env_kwargs(cfg))
-        self.obs_space, self.action_space = probe.observation_space, probe.action_space
-        probe.close()
-        self.agent = build_agent(cfg.agent, self.obs_space, self.action_space, self.device)
+        self.agent = agent_for(cfg, self.device)
+        self.obs_space, self.action_space = self.agent.obs_space, self.agent.action_space
         self.replay = ReplayStore(cfg.replay.capacity, run_dir / "replay", seed=cfg.train.seed)
         t = cfg.train
         self.counters = Counters(next_eval=t.eval_every, next_checkpoint=t.checkpoint_every, next_report=t.report_every)
@@ -367,14 +365,20 @@ class Trainer:
         self.logger.progress(c.env_steps, eval=f"{result.mean:.1f}")
 
 
+def agent_for(cfg: Config, device: torch.device) -> Agent:
+    """The configured agent for the configured env's spaces (an env is built to read them, then closed); settings
+    that do not fit the task raise ConfigError."""
+    probe = make_env(cfg.env.spec, seed=cfg.train.seed, **env_kwargs(cfg))
+    try:
+        return build_agent(cfg.agent, probe.observation_space, probe.action_space, device)
+    finally:
+        probe.close()
+
+
 def check_buildable(cfg: Config) -> None:
     """Build the env and the agent of ``cfg`` and drop them: a setting that does not fit the task is a ConfigError
     now, not hours into a grid. Writes nothing."""
-    probe = make_env(cfg.env.spec, seed=cfg.train.seed, **env_kwargs(cfg))
-    try:
-        build_agent(cfg.agent, probe.observation_space, probe.action_space, torch.device("cpu"))
-    finally:
-        probe.close()
+    agent_for(cfg, torch.device("cpu"))
 
 
 def restore_counters(saved: dict, stream_names: list[str]) -> Counters:
@@ -421,9 +425,7 @@ def load_agent(run_dir: str | Path, device: str = "cpu"):
             "to load (train.checkpoint_every sets how often a run saves)"
         )
     cfg = load_config([run_dir / "config.yaml"])
-    probe = make_env(cfg.env.spec, seed=0, **env_kwargs(cfg))
-    agent = build_agent(cfg.agent, probe.observation_space, probe.action_space, resolve_device(device))
-    probe.close()
+    agent = agent_for(cfg, resolve_device(device))
     load_agent_weights(
         agent,
         load_checkpoint(run_dir),
