@@ -97,8 +97,10 @@ class AgentConfig:
 
 def settings_from(cls: type, cfg: Any, **renamed: str) -> Any:
     """A component's settings dataclass ``cls`` filled from the same-named fields of an agent config
-    (``renamed``: setting -> the config's field name where they differ)."""
-    return cls(**{f.name: getattr(cfg, renamed.get(f.name, f.name)) for f in dataclasses.fields(cls)})
+    (``renamed``: setting -> the config's field name where they differ); settings the config has no field for
+    keep their defaults (a state-only agent has no pixel-encoder fields)."""
+    names = {f.name: renamed.get(f.name, f.name) for f in dataclasses.fields(cls)}
+    return cls(**{name: getattr(cfg, field) for name, field in names.items() if hasattr(cfg, field)})
 
 
 # Filled by worldmodels.agents at import: agent name -> its AgentConfig subclass.

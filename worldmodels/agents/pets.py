@@ -15,44 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from worldmodels.agents.base import Agent, BatchSpec, Stream, register
-from worldmodels.config import AgentConfig
-from worldmodels.envs import is_discrete
-from worldmodels.envs.terminations import termination_rule
-from worldmodels.models.ensemble import Ensemble, fit_ensemble, particle_rollout
-from worldmodels.models.termination import TerminationClassifier
+from worldmodels.agents.state_model import StateModel, StateModelConfig, check_state_task
+from worldmodels.models.ensemble import particle_rollout
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.planning import cem, mppi, random_shooting, shift_plan
 from worldmodels.reports.kstep import kstep_figure, kstep_report
 
-ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
-
 
 @dataclass
-class PETSConfig(AgentConfig):
+class PETSConfig(StateModelConfig):
     name: str = "pets"
-    members: int = 5
-    """Ensemble members."""
-    hidden: tuple[int, ...] = (200, 200, 200)
-    """Hidden layers of each member."""
-    activation: str = "silu"
-    """Member activation: silu, relu, leaky_relu or tanh."""
-    probabilistic: bool = True
-    """Gaussian members (mean and log-variance) instead of deterministic ones."""
-    lr: float = 1e-3
-    """Model learning rate."""
-    weight_decay: float = 5e-5
-    """Adam weight decay of the model."""
-    fit_epochs: int = 50
-    """Most epochs per refit (early stopping on the holdout usually ends sooner)."""
-    fit_batch: int = 256
-    """Minibatch per member during a refit."""
-    holdout_ratio: float = 0.1
-    """Share of the data held out for early stopping."""
-    patience: int = 5
-    """Epochs without holdout improvement before a refit stops."""
     planner: str = "cem"
     """cem, mppi or random (random shooting)."""
     horizon: int = 15
@@ -75,9 +49,6 @@ class PETSConfig(AgentConfig):
     """ts_inf, ts1 or expectation."""
     pessimism: float = 0.0
     """Return penalty per unit of particle reward std (r - lambda * sigma)."""
-    termination: str = "none"
-    """Termination rule for imagined rollouts: none, a task's known rule (inverted_pendulum, cartpole:
-    envs/terminations.py) or learned (a classifier on next states, refitted with the model)."""
     bf16: bool | str = "auto"
     """Plan with bfloat16 matmuls (states accumulate in fp32): true, false or auto (where the device computes
     bfloat16 natively: CUDA, CPUs with AMX or AVX512-BF16; 3.5x faster decisions with AMX, 25x slower without)."""
@@ -87,25 +58,16 @@ class PETSConfig(AgentConfig):
 class PETSAgent(Agent):
     def __init__(self, cfg: PETSConfig, obs_space, action_space, device):
         super().__init__(cfg, obs_space, action_space, device)
-        if is_discrete(action_space) or "state" not in obs_space.spaces:
-            raise ValueError(
-                "pets plans continuous actions from state observations: use env.obs=state and a Box action space"
-            )
-        if cfg.activation not in ACTIVATIONS:
-            raise ValueError(f"agent.activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
+        check_state_task(
+            "pets",
+            obs_space,
+            action_space,
+            "sac, dreamer or muzero learn from pixels; muzero and dyna_q act discretely",
+        )
         self.state_dim, self.action_dim = obs_space["state"].shape[0], action_space.shape[0]
-        self.model = Ensemble(
-            self.state_dim,
-            self.action_dim,
-            cfg.members,
-            cfg.hidden,
-            cfg.probabilistic,
-            learn_reward=True,
-            activation=ACTIVATIONS[cfg.activation],
-        ).to(self.device)
-        learned = cfg.termination == "learned"
-        self.terminator = TerminationClassifier(self.state_dim).to(self.device) if learned else None
-        self.done_fn = self.terminator or termination_rule(cfg.termination)
+        self.state_model = StateModel(cfg, self.state_dim, self.action_dim, self.device)
+        self.model, self.terminator = self.state_model.ensemble, self.state_model.terminator
+        self.done_fn = self.state_model.done_fn
         self.fitted = False
         self.seed = torch.initial_seed()  # the loop seeds torch with train.seed before building the agent
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)  # planning
@@ -123,31 +85,8 @@ class PETSAgent(Agent):
         return torch.Generator().manual_seed((self.seed * 1_000_003 + data_size) % 2**63)
 
     def update(self, batch) -> dict[str, float]:
-        f32 = self.as_f32
-        s, a, r = f32(batch["obs"]["state"]), f32(batch["action"]), f32(batch["reward"])  # [N, S], [N, A], [N]
-        s2 = f32(batch["next_obs"]["state"])  # [N, S]
-        cfg = self.cfg
-        stats = fit_ensemble(
-            self.model,
-            torch.cat([s, a], -1),
-            self.model.targets(s, a, s2, r),
-            epochs=cfg.fit_epochs,
-            batch_size=cfg.fit_batch,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            holdout_ratio=cfg.holdout_ratio,
-            patience=cfg.patience,
-            generator=self.fit_generator(len(s)),
-        )
+        metrics = self.state_model.fit(batch, self.fit_generator)
         self.fitted = True
-        metrics = {
-            "loss/model_train": stats["train_loss"],
-            "loss/model_holdout_mse": stats["holdout_mse"],
-            "train/model_data": float(len(s)),
-        }
-        if self.terminator is not None:
-            done = torch.as_tensor(batch["terminated"], device=self.device)
-            metrics["loss/termination"] = self.terminator.fit(s2, done, generator=self.fit_generator(len(s)))
         return metrics
 
     @torch.no_grad()
@@ -243,24 +182,19 @@ class PETSAgent(Agent):
         return {"images": {"report/kstep": kstep_figure(report)}, "scalars": report.scalars()}
 
     def state_dict(self) -> dict:
-        out = {
-            "model": self.model.state_dict(),
+        return {
+            **self.state_model.state_dict(),
             "fitted": self.fitted,
             "seed": self.seed,
             "rng": self.rng.bit_generator.state,
             "generator": self.generator.get_state(),
             "generator_device": self.device.type,
         }
-        if self.terminator is not None:
-            out["terminator"] = self.terminator.state_dict()
-        return out
 
     def load_state_dict(self, state: dict) -> None:
         """Checkpoints from before the generators were saved keep the freshly seeded ones."""
-        self.model.load_state_dict(state["model"])
+        self.state_model.load_state_dict(state)
         self.fitted = state["fitted"]
-        if self.terminator is not None:
-            self.terminator.load_state_dict(state["terminator"])
         self.seed = state.get("seed", self.seed)
         if "rng" in state:
             self.rng.bit_generator.state = state["rng"]

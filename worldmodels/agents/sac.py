@@ -19,10 +19,10 @@ from worldmodels.nets.conv import random_shift
 
 
 @dataclass
-class SACConfig(AgentConfig):
-    name: str = "sac"
-    hidden: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of the actor and of each critic."""
+class SACFields(AgentConfig):
+    """SAC's learner settings, shared by every agent that trains one (sac, mbpo); the network widths are the
+    agent's own field (``hidden`` for sac, ``policy_hidden`` for mbpo, whose ``hidden`` is the model's)."""
+
     batch_size: int = 256
     """Transitions per update."""
     gamma: float = 0.99
@@ -41,6 +41,13 @@ class SACConfig(AgentConfig):
     """Entropy target; None: minus the number of action dimensions."""
     log_std_bounds: tuple[float, ...] = (-5.0, 2.0)
     """Bounds of the policy's log standard deviation."""
+
+
+@dataclass
+class SACConfig(SACFields):
+    name: str = "sac"
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic."""
     encoder_channels: tuple[int, ...] = (32, 64, 128, 256)
     """Conv encoder channels (pixel observations only)."""
     feature_dim: int = 50

@@ -58,9 +58,10 @@ class Ensemble(nn.Module):
         return torch.cat(parts, -1)
 
     # -- prediction -----------------------------------------------------------------------------------------
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs [K, N, I] (or [N, I], shared) -> normalised mean and log-variance [K, N, O]."""
-        out = self.net((inputs - self.in_mean) / self.in_std)
+    def forward(self, inputs: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs [K, N, I] (or [N, I], shared) -> normalised mean and log-variance [K, N, O]; with ``members``
+        (indices [E]) only those members run, on inputs [E, N, I]."""
+        out = self.net((inputs - self.in_mean) / self.in_std, members)
         if not self.probabilistic:
             return out, torch.zeros_like(out)
         mean, logvar = out.chunk(2, -1)
@@ -89,6 +90,31 @@ class Ensemble(nn.Module):
         out = mean * self.out_std + self.out_mean  # [K, M, O]
         return states + out[..., : self.state_dim], (out[..., -1] if self.learn_reward else None)
 
+    def step_random_member(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        members: torch.Tensor,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ):
+        """Each of M transitions is stepped by one of ``members`` (indices [E], e.g. MBPO's elites) drawn at random,
+        in equal shares (a random permutation cut into E groups), so only those members run, each on about M / E
+        inputs: states [M, S], actions [M, A] -> next states [M, S], rewards [M] (None when not learned).
+        Differentiable in states and actions (the noise of a sampled step is reparameterised)."""
+        m, e = states.shape[0], len(members)
+        share = -(-m // e)  # ceil(M / E)
+        order = torch.randperm(m, generator=generator, device=states.device)  # generator: on the states' device
+        padded = torch.cat([order, order[: share * e - m]])  # [E * share]
+        inputs = torch.cat([states, actions], -1)[padded].reshape(e, share, -1)  # [E, share, I]
+        mean, logvar = self(inputs, members)
+        if sample and self.probabilistic:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+            mean = mean + (0.5 * logvar).exp() * noise
+        out = (mean * self.out_std + self.out_mean).reshape(e * share, -1)[:m]  # [M, O] in permuted order
+        delta = torch.empty_like(out).index_copy(0, order, out)  # back to the input order
+        return states + delta[:, : self.state_dim], (delta[:, -1] if self.learn_reward else None)
+
     # -- training -------------------------------------------------------------------------------------------
     def member_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Gaussian NLL (or MSE) per member on [K, B, I] / [K, B, O] normalised targets -> [K]."""
@@ -112,7 +138,8 @@ def fit_ensemble(
 ) -> dict[str, float]:
     """Train every member on its own bootstrap; stop when the held-out MSE stops improving.
 
-    inputs [N, I], targets [N, O] in data units. Returns the final training loss and held-out MSE.
+    inputs [N, I], targets [N, O] in data units. Returns the final training loss and the held-out MSE (mean, and
+    per member: the best one's weights are kept, so MBPO ranks its elites by it).
     """
     n = inputs.shape[0]
     before = copy.deepcopy(model.state_dict())  # restored if a step turns out non-finite
@@ -161,7 +188,11 @@ def fit_ensemble(
                 break
     if holdout:
         model.load_state_dict(best_state)
-    return {"train_loss": train_loss, "holdout_mse": float(best_val.mean()) if holdout else float("nan")}
+    return {
+        "train_loss": train_loss,
+        "holdout_mse": float(best_val.mean()) if holdout else float("nan"),
+        "holdout_mse_members": best_val.tolist() if holdout else [float("nan")] * k,
+    }
 
 
 PROPAGATIONS = ("ts_inf", "ts1", "expectation")

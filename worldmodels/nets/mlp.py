@@ -60,8 +60,11 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)  # [K, B, O]
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """x [K, B, I] -> [K, B, O]; with ``members`` (indices [E]) only those members, x [E, B, I] -> [E, B, O]."""
+        if members is None:
+            return torch.baddbmm(self.bias, x, self.weight)  # [K, B, O]
+        return torch.baddbmm(self.bias[members], x, self.weight[members])  # [E, B, O]
 
 
 class EnsembleMLP(nn.Module):
@@ -75,9 +78,10 @@ class EnsembleMLP(nn.Module):
         self.out = EnsembleLinear(members, widths[-1], out_dim)
         self.activation = activation()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """``members`` (indices [E]): run only those members on x [E, B, I] (MBPO's elites) -> [E, B, O]."""
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.members, -1, -1)  # [K, B, I]
+            x = x.unsqueeze(0).expand(self.members if members is None else len(members), -1, -1)  # [K, B, I]
         for layer in self.hidden:
-            x = self.activation(layer(x))
-        return self.out(x)  # [K, B, O]
+            x = self.activation(layer(x, members))
+        return self.out(x, members)  # [K, B, O]

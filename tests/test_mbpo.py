@@ -1,0 +1,186 @@
+"""MBPO: elite stepping, branched rollouts, rollout-length rules, the model buffer, mixed batches, learning."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from worldmodels.agents.mbpo import MBPOAgent, MBPOConfig
+from worldmodels.config import ConfigError, load_config
+from worldmodels.envs.spaces import observation_space
+from worldmodels.models.branched import (
+    adaptive_length,
+    branched_rollout,
+    chained_windows,
+    kstep_error,
+    scheduled_length,
+)
+from worldmodels.models.ensemble import Ensemble
+from worldmodels.replay import ReplayStore
+from worldmodels.replay.model_buffer import TransitionBuffer
+from worldmodels.run.loop import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_random_member_steps_use_only_the_given_members_in_equal_shares():
+    torch.manual_seed(0)
+    model = Ensemble(3, 2, members=4, hidden=(16,), probabilistic=True, learn_reward=True)
+    states, actions = torch.randn(10, 3), torch.randn(10, 2)
+    members = torch.tensor([1, 3])
+    nxt, reward = model.step_random_member(states, actions, members, sample=False, generator=torch.Generator())
+    mean, _ = model.predict(states, actions)  # [K, M, O] every member on every input
+    own = mean[:, :, :3] + states  # [K, M, S] each member's next state
+    matches = (own - nxt).abs().amax(-1) < 1e-5  # [K, M] which members could have made each step
+    assert nxt.shape == (10, 3) and reward.shape == (10,)
+    assert matches[members].any(0).all() and not matches[[0, 2]].any()  # every step by member 1 or 3, never 0 or 2
+    assert matches[1].sum() == matches[3].sum() == 5  # equal shares
+
+
+def test_random_member_steps_pass_gradients_to_states_and_actions():
+    model = Ensemble(3, 2, members=3, hidden=(8,), learn_reward=True)
+    states, actions = torch.randn(6, 3, requires_grad=True), torch.randn(6, 2, requires_grad=True)
+    nxt, reward = model.step_random_member(states, actions, torch.arange(3), generator=torch.Generator())
+    (nxt.sum() + reward.sum()).backward()
+    assert states.grad.abs().sum() > 0 and actions.grad.abs().sum() > 0
+
+
+def test_branched_rollout_stops_paths_that_terminate():
+    torch.manual_seed(0)
+    model = Ensemble(1, 1, members=2, hidden=(8,), probabilistic=False, learn_reward=True)
+    with torch.no_grad():  # a model that adds 1 to the state whatever the action: path i reaches 3 after 3 - s0 steps
+        model.out_mean.copy_(torch.tensor([1.0, 0.5]))
+        model.out_std.zero_()
+    starts = torch.tensor([[0.0], [1.0], [2.0], [10.0]])
+    out = branched_rollout(
+        model, torch.arange(2), lambda s: torch.zeros(len(s), 1), starts, 5, done_fn=lambda s: s[:, 0] == 3.0
+    )
+    # starts 0, 1, 2 end on reaching 3 (after 3, 2, 1 steps); start 10 never ends: 5 steps
+    assert len(out["reward"]) == 3 + 2 + 1 + 5
+    assert out["terminated"].sum() == 3
+    assert torch.equal(out["next_state"] - out["state"], torch.ones(11, 1)) and torch.all(out["reward"] == 0.5)
+
+
+def test_rollout_length_schedule_and_adaptive_rule():
+    schedule = (20, 100, 1, 15)  # MBPO's HalfCheetah-style linear schedule
+    assert [scheduled_length(e, schedule) for e in (0, 20, 60, 100, 500)] == [1, 1, 8, 15, 15]
+    assert scheduled_length(3, (1, 15, 1, 1)) == 1
+    errors = torch.tensor([0.01, 0.02, 0.2, 0.03])
+    assert adaptive_length(errors, 0.05) == 2  # stops at the first large error, even if a later one is small
+    assert adaptive_length(torch.tensor([0.5, 0.9]), 0.05) == 1  # never below 1
+
+
+def test_chained_windows_never_cross_an_episode(episode_factory):
+    replay = ReplayStore(1000)
+    for start in (0.0, 100.0, 200.0):
+        replay.add_episode(episode_factory(6, start_value=start, pixels=False))
+    batch = replay.all_transitions()
+    states, actions = chained_windows(batch, 4, 500, torch.Generator().manual_seed(0))
+    assert states.shape[1:] == (5, 2) and actions.shape[1:] == (4, 1)
+    steps = states[:, 1:, 0] - states[:, :-1, 0]  # state[t, 0] grows by 1 inside an episode
+    assert torch.all(steps == 1)
+    assert set(states[:, 0, 0].tolist()) == {0, 1, 100, 101, 200, 201}  # every valid start (5 transitions, k = 4)
+    assert chained_windows(batch, 6, 10) is None  # no episode has 6 transitions
+
+
+def test_kstep_error_is_zero_for_a_model_that_knows_the_dynamics():
+    model = Ensemble(1, 1, members=2, hidden=(8,), probabilistic=False)
+    with torch.no_grad():
+        model.out_mean.fill_(1.0)
+        model.out_std.zero_()
+    states = torch.arange(5.0)[None, :, None] + torch.tensor([[[0.0]], [[7.0]]])  # [2, 5, 1] s_t+1 = s_t + 1
+    errors = kstep_error(model, torch.arange(2), states, torch.zeros(2, 4, 1))
+    assert errors.shape == (4,) and torch.all(errors.abs() < 1e-6)
+
+
+def test_model_buffer_keeps_the_newest_and_round_trips():
+    buffer = TransitionBuffer(5, 1, 1, torch.device("cpu"))
+
+    def batch(values):
+        v = torch.tensor(values, dtype=torch.float32)
+        return {"state": v[:, None], "action": v[:, None], "reward": v, "next_state": v[:, None], "terminated": v > 9}
+
+    buffer.add(batch([1, 2, 3]))
+    buffer.add(batch([4, 5, 6, 7]))
+    assert len(buffer) == 5 and sorted(buffer.data["reward"].tolist()) == [3, 4, 5, 6, 7]
+    buffer.add(batch(list(range(10, 20))))  # more than the capacity: only the newest 5
+    assert sorted(buffer.data["reward"].tolist()) == [15, 16, 17, 18, 19]
+    sample = buffer.sample(64, torch.Generator().manual_seed(0))
+    assert sample["state"].shape == (64, 1) and torch.all(sample["reward"] >= 15)
+    copy = TransitionBuffer(5, 1, 1, torch.device("cpu"))
+    copy.load_state_dict(buffer.state_dict())
+    assert copy.added == buffer.added and all(torch.equal(copy.data[k], buffer.data[k]) for k in buffer.data)
+
+
+def small_agent(**kw):
+    cfg = MBPOConfig(
+        **{"members": 3, "elites": 2, "hidden": (32,), "policy_hidden": (32,), "rollout_batch": 64, "batch_size": 20}
+        | kw
+    )
+    return MBPOAgent(cfg, observation_space("state", 64, 2), spaces.Box(-1, 1, (1,), np.float32), "cpu")
+
+
+def test_policy_batches_mix_real_and_imagined_transitions(episode_factory):
+    torch.manual_seed(0)
+    agent = small_agent(real_ratio=0.25)
+    replay = ReplayStore(1000)
+    for start in range(5):
+        replay.add_episode(episode_factory(20, start_value=100.0 * start, pixels=False))
+    seen = {}
+    agent.learner.update = lambda batch: seen.update(batch) or {}
+    metrics = agent.update_policy(replay.sample_transitions(20))
+    assert metrics["train/real_share"] == 1.0  # no rollout yet: all real
+    metrics = agent.update_model(replay.all_transitions())
+    assert metrics["train/rollout_transitions"] == 64 and len(agent.buffer) == 64
+    assert agent.elites.tolist() == torch.argsort(agent.state_model.holdout_members)[:2].tolist()
+    metrics = agent.update_policy(replay.sample_transitions(20))
+    assert metrics["train/real_share"] == 0.25 and seen["obs"]["state"].shape == (20, 2)
+    real = seen["obs"]["state"][:5, 0]
+    assert torch.all(real == real.round())  # the first 5 are replayed states (integers), the rest imagined
+
+
+def test_mbpo_rejects_tasks_it_cannot_handle():
+    box = spaces.Box(-1, 1, (1,), np.float32)
+    with pytest.raises(ValueError, match="dyna_q act discretely"):
+        MBPOAgent(MBPOConfig(), observation_space("state", 64, 3), spaces.Discrete(2), "cpu")
+    with pytest.raises(ValueError, match="sac learns from pixels"):
+        MBPOAgent(MBPOConfig(), observation_space("pixels", 64, 0), box, "cpu")
+    with pytest.raises(ValueError, match="agent.elites"):
+        MBPOAgent(MBPOConfig(members=3, elites=4), observation_space("state", 64, 3), box, "cpu")
+    with pytest.raises(ConfigError, match="agent 'mbpo' cannot be built"):
+        cfg = load_config([ROOT / "configs/mbpo/inverted_pendulum.yaml"], ["env.spec=gym:CartPole-v1"])
+        from worldmodels.run.loop import check_buildable
+
+        check_buildable(cfg)
+
+
+def test_mbpo_trains_and_resumes_through_the_loop(tmp_path):
+    """A short InvertedPendulum run learns past random balancing (about 5-10 steps), and a resumed run continues
+    with its model buffer and counters."""
+    overrides = [
+        "train.env_steps=1000",
+        "train.warmup_steps=250",
+        "train.replay_ratio=2",
+        "train.eval_every=500",
+        "train.eval_episodes=3",
+        "train.checkpoint_every=500",
+        "agent.rollout_batch=2000",
+        "agent.fit_epochs=20",
+        "run.progress=false",
+        f"run.root={tmp_path}",
+        "run.name=mbpo",
+    ]
+    cfg = load_config([ROOT / "configs/mbpo/inverted_pendulum.yaml"], overrides)
+    run_dir = train(cfg)
+    evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
+    assert [e["env_steps"] for e in evals] == [500, 1000]
+    assert evals[-1]["mean"] > 30  # a random policy keeps the pole up for about 5-10 steps
+    cfg = load_config([run_dir / "config.yaml"], ["train.env_steps=1250"])
+    train(cfg, resume=run_dir)
+    payload = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert payload["counters"]["env_steps"] == 1250
+    assert payload["counters"]["stream_updates"]["model"] == 4  # at 500, 750, 1000 and 1250 env steps
+    assert payload["agent"]["fits"] == 4 and payload["agent"]["buffer"]["added"] > 4000
