@@ -151,7 +151,7 @@ def fit_ensemble(
     k = model.members
     bootstrap = train_idx[torch.randint(len(train_idx), (k, len(train_idx)), generator=generator)]  # [K, Ntrain]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    best_val = torch.full((k,), float("inf"))
+    best_val = torch.full((k,), float("inf"), device=inputs.device)
     best_state, stale, train_loss = copy.deepcopy(model.state_dict()), 0, float("nan")
     for _ in range(epochs):
         order = torch.argsort(torch.rand(bootstrap.shape, generator=generator), 1)
