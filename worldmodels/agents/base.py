@@ -43,11 +43,12 @@ class Stream:
 
     Schedule: ``ratio`` updates per agent step (None: the run's train.replay_ratio), or, when
     ``every_env_steps`` > 0, one update each time that many env steps have passed. Both start after warm-up
-    and are paid exactly (fractions carry over, across resumes)."""
+    and are paid exactly (fractions carry over, across resumes). ``update`` returns its metrics, or None when it had
+    nothing to learn from yet (e.g. no model fitted): that call is not counted as an update."""
 
     name: str
     spec: BatchSpec
-    update: Callable[[dict], dict[str, float]]
+    update: Callable[[dict], dict[str, float] | None]
     ratio: float | None = None
     every_env_steps: int = 0
 

@@ -18,15 +18,17 @@ import torch
 
 from worldmodels.agents.base import Agent, BatchSpec, Stream, register
 from worldmodels.agents.state_model import StateModel, StateModelConfig, check_state_task
-from worldmodels.models.ensemble import particle_rollout
+from worldmodels.config import AgentConfig
+from worldmodels.models.ensemble import PROPAGATIONS, particle_rollout
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.planning import cem, mppi, random_shooting, shift_plan
 from worldmodels.reports.kstep import kstep_figure, kstep_report
 
 
 @dataclass
-class PETSConfig(StateModelConfig):
-    name: str = "pets"
+class PlannerFields(AgentConfig):
+    """The shooting planner's settings over particle rollouts of the ensemble (pets, mpc_value)."""
+
     planner: str = "cem"
     """cem, mppi or random (random shooting)."""
     horizon: int = 15
@@ -54,6 +56,11 @@ class PETSConfig(StateModelConfig):
     bfloat16 natively: CUDA, CPUs with AMX or AVX512-BF16; 3.5x faster decisions with AMX, 25x slower without)."""
 
 
+@dataclass
+class PETSConfig(PlannerFields, StateModelConfig):
+    name: str = "pets"
+
+
 @register("pets", PETSConfig)
 class PETSAgent(Agent):
     def __init__(self, cfg: PETSConfig, obs_space, action_space, device):
@@ -66,6 +73,7 @@ class PETSAgent(Agent):
         )
         self.state_dim, self.action_dim = obs_space["state"].shape[0], action_space.shape[0]
         self.state_model = StateModel(cfg, self.state_dim, self.action_dim, self.device)
+        check_planner(cfg, cfg.members)
         self.model, self.terminator = self.state_model.ensemble, self.state_model.terminator
         self.done_fn = self.state_model.done_fn
         self.fitted = False
@@ -89,78 +97,15 @@ class PETSAgent(Agent):
         self.fitted = True
         return metrics
 
-    @torch.no_grad()
     def plan(self, states: torch.Tensor, warm_start: torch.Tensor | None) -> torch.Tensor:
         """states [B, S] -> plan [B, H, A] (the first action is executed, the rest warm-starts the next step)."""
-        cfg = self.cfg
-        batch = states.shape[0]
-
-        def rollout(actions):  # [B, N, H, A]
-            return particle_rollout(
-                self.model,
-                states,
-                actions,
-                cfg.particles,
-                cfg.propagation,
-                done_fn=self.done_fn,
-                generator=self.generator,
-            )
-
-        with autocast(self.bf16, self.device):
-            return self._plan(rollout, batch, warm_start)
-
-    def _plan(self, rollout, batch: int, warm_start: torch.Tensor | None) -> torch.Tensor:
-        cfg = self.cfg
-        kwargs = {"pessimism": cfg.pessimism}
-        mean = warm_start
-        if mean is None:
-            mean = torch.zeros(batch, cfg.horizon, self.action_dim, device=self.device)  # [B, H, A]
-        if cfg.planner == "cem":
-            return cem(
-                rollout,
-                mean,
-                cfg.init_std,
-                cfg.population,
-                cfg.elite_ratio,
-                cfg.iterations,
-                cfg.smoothing,
-                generator=self.generator,
-                **kwargs,
-            )
-        if cfg.planner == "mppi":
-            return mppi(
-                rollout,
-                mean,
-                cfg.init_std,
-                cfg.population,
-                cfg.iterations,
-                cfg.temperature,
-                generator=self.generator,
-                **kwargs,
-            )
-        if cfg.planner == "random":
-            return random_shooting(
-                rollout,
-                batch,
-                cfg.horizon,
-                self.action_dim,
-                cfg.population,
-                generator=self.generator,
-                device=self.device,
-                **kwargs,
-            )[0]
-        raise ValueError(f"agent.planner must be cem, mppi or random, got {cfg.planner!r}")
+        return plan_with_ensemble(self.cfg, self.model, self.done_fn, states, warm_start, self.generator, self.bf16)
 
     def act(self, obs, state, explore):
         states = torch.as_tensor(obs["state"], dtype=torch.float32, device=self.device)  # [B, S]
         if not self.fitted:  # nothing learned yet: act uniformly at random
             return self.rng.uniform(-1, 1, (states.shape[0], self.action_dim)).astype(np.float32), None, {}
-        warm = None
-        if state is not None and state.shape[0] == states.shape[0]:
-            warm = shift_plan(state)
-            warm[torch.as_tensor(obs["is_first"], device=self.device)] = 0.0  # a new episode plans from scratch
-        plan = self.plan(states, warm)
-        return plan[:, 0].cpu().numpy(), plan, {}
+        return receding_horizon_act(obs, state, self.plan, self.device)
 
     @torch.no_grad()
     def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict | None:
@@ -200,3 +145,88 @@ class PETSAgent(Agent):
             self.rng.bit_generator.state = state["rng"]
         if state.get("generator_device") == self.device.type:  # a CUDA generator's state does not fit a CPU one
             self.generator.set_state(state["generator"])
+
+
+def check_planner(cfg: PlannerFields, members: int) -> None:
+    """Planner settings that cannot work with this ensemble are a ValueError now, not at the first decision."""
+    if cfg.planner not in ("cem", "mppi", "random"):
+        raise ValueError(f"agent.planner must be cem, mppi or random, got {cfg.planner!r}")
+    if cfg.propagation not in PROPAGATIONS:
+        raise ValueError(f"agent.propagation must be one of {PROPAGATIONS}, got {cfg.propagation!r}")
+    if cfg.propagation != "expectation" and cfg.particles % members:
+        raise ValueError(
+            f"agent.particles ({cfg.particles}) must be a multiple of agent.members ({members}) for {cfg.propagation}"
+        )
+
+
+def receding_horizon_act(obs: dict, previous_plan: torch.Tensor | None, plan_fn, device) -> tuple:
+    """MPC: plan from every env's state, warm-started by the last plan shifted one step (from scratch where an
+    episode begins), execute the first action -> (actions [B, A], the plan [B, H, A] as agent state, {})."""
+    states = torch.as_tensor(obs["state"], dtype=torch.float32, device=device)  # [B, S]
+    warm = None
+    if previous_plan is not None and previous_plan.shape[0] == states.shape[0]:
+        warm = shift_plan(previous_plan)
+        warm[torch.as_tensor(obs["is_first"], device=device)] = 0.0  # a new episode plans from scratch
+    plan = plan_fn(states, warm)  # [B, H, A]
+    return plan[:, 0].cpu().numpy(), plan, {}
+
+
+@torch.no_grad()
+def plan_with_ensemble(
+    cfg: PlannerFields, model, done_fn, states: torch.Tensor, warm_start, generator, bf16: bool, **return_kwargs
+) -> torch.Tensor:
+    """The configured planner over particle rollouts of the ensemble from states [B, S] -> plan [B, H, A]."""
+
+    def rollout(actions):  # [B, N, H, A]
+        return particle_rollout(
+            model, states, actions, cfg.particles, cfg.propagation, done_fn=done_fn, generator=generator
+        )
+
+    with autocast(bf16, states.device):
+        return shoot(cfg, rollout, states.shape[0], model.action_dim, warm_start, generator, **return_kwargs)
+
+
+def shoot(
+    cfg: PlannerFields,
+    rollout,
+    batch: int,
+    action_dim: int,
+    warm_start: torch.Tensor | None,
+    generator: torch.Generator,
+    **return_kwargs,
+) -> torch.Tensor:
+    """The configured planner over ``rollout`` -> plan [B, H, A]; return_kwargs go to ``sequence_returns``
+    (terminal_value, discount)."""
+    kwargs = {"pessimism": cfg.pessimism, **return_kwargs}
+    mean = warm_start
+    device = generator.device
+    if mean is None:
+        mean = torch.zeros(batch, cfg.horizon, action_dim, device=device)  # [B, H, A]
+    if cfg.planner == "cem":
+        return cem(
+            rollout,
+            mean,
+            cfg.init_std,
+            cfg.population,
+            cfg.elite_ratio,
+            cfg.iterations,
+            cfg.smoothing,
+            generator=generator,
+            **kwargs,
+        )
+    if cfg.planner == "mppi":
+        return mppi(
+            rollout, mean, cfg.init_std, cfg.population, cfg.iterations, cfg.temperature, generator=generator, **kwargs
+        )
+    if cfg.planner == "random":
+        return random_shooting(
+            rollout,
+            batch,
+            cfg.horizon,
+            action_dim,
+            cfg.population,
+            generator=generator,
+            device=device,
+            **kwargs,
+        )[0]
+    raise ValueError(f"agent.planner must be cem, mppi or random, got {cfg.planner!r}")

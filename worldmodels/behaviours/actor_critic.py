@@ -7,6 +7,8 @@ The model contract (duck-typed, an nn.Module):
                                                               -> action [N, A]`` is called once per step
     reward(features [..., F]) -> [...]                        predicted reward of reaching that state
     continue_prob(features [..., F]) -> [...]                 probability that the episode goes on there
+    policy_features(features [..., F]) -> [..., F']           optional: the part the actor and critic see (a state
+                                                              model's features also carry the predicted reward)
 
 From every start, imagine H steps with the actor; the critic regresses lambda-returns (and a slow EMA copy of
 itself); the actor maximises returns normalised by their 5-95 percentile range, by backpropagating through
@@ -79,6 +81,12 @@ class Actor(nn.Module):
         return action, dist.log_prob(sample.detach()).sum(-1), dist.entropy().sum(-1)
 
 
+def policy_features(model: nn.Module, feats: torch.Tensor) -> torch.Tensor:
+    """What the actor and critic see of the model's features (all of them unless the model says otherwise)."""
+    view = getattr(model, "policy_features", None)
+    return feats if view is None else view(feats)
+
+
 @contextmanager
 def frozen(module: nn.Module):
     """Parameters take no gradient inside the block (activations still pass gradients through)."""
@@ -118,6 +126,7 @@ class ImaginedActorCritic(nn.Module):
         logps, entropies = [], []
 
         def policy(feat: torch.Tensor) -> torch.Tensor:
+            feat = policy_features(model, feat)
             action, logp, entropy = self.actor(feat.detach() if self.discrete else feat)
             logps.append(logp)
             entropies.append(entropy)
@@ -135,7 +144,7 @@ class ImaginedActorCritic(nn.Module):
                 feats, logp, entropy = self.imagine(model, starts)  # [H+1, N, F], [H, N], [H, N]
                 reward = model.reward(feats[1:]).float()  # [H, N]
                 discount = cfg.gamma * model.continue_prob(feats[1:]).float()  # [H, N] for steps 1..H
-                value = self.twohot.decode(self.critic(feats)).float()  # [H+1, N]
+                value = self.twohot.decode(self.critic(policy_features(model, feats))).float()  # [H+1, N]
             feats, logp, entropy = feats.float(), logp.float(), entropy.float()
             returns = lambda_returns(reward, discount, value, cfg.lam)  # [H, N]
             # Weight of step k: probability that the imagined episode is still running there.
@@ -158,9 +167,10 @@ class ImaginedActorCritic(nn.Module):
         self.return_range.copy_(return_range)  # kept only once the actor step was taken
 
         # -- critic: lambda-returns, regularised towards the slow critic -------------------------------------------
+        seen = policy_features(model, feats[:-1].detach())
         with autocast(self.bf16, self.device):
-            logits = self.critic(feats[:-1].detach()).float()  # [H, N, bins]
-            slow_value = self.twohot.decode(self.slow_critic(feats[:-1].detach())).float()
+            logits = self.critic(seen).float()  # [H, N, bins]
+            slow_value = self.twohot.decode(self.slow_critic(seen)).float()
         targets = self.twohot.loss(logits, returns.detach()) + self.twohot.loss(logits, slow_value)
         critic_loss = (weight * targets).mean()
         critic_norm = guarded_step(self.critic_opt, critic_loss, self.critic.parameters(), "critic", cfg.grad_clip)

@@ -263,6 +263,8 @@ class Trainer:
                 except NonFiniteUpdate as err:
                     self._skip_nonfinite(stream.name, err)
                     continue
+                if metrics is None:  # the agent had nothing to learn from yet (no model fitted): not an update
+                    continue
                 self.metrics.add(metrics)
                 c.nonfinite_streak = 0
                 c.grad_steps += 1

@@ -1,0 +1,119 @@
+"""The model-based actor-critic ("version 2.0"): the imagined actor-critic of Dreamer (behaviours/actor_critic.py) on
+the probabilistic state ensemble of PETS and MBPO, so the policy's gradient flows back through the learned state
+dynamics (models/state_imagination.py).
+
+Two batch streams:
+    model      every ``model_every`` env steps: refit the ensemble on all real transitions (holdout early stopping)
+    behaviour  train.replay_ratio updates per agent step: ``batch_size`` replayed states start ``horizon``-step
+               imaginations; the actor maximises their lambda-returns through the model, the critic regresses them;
+               the model's parameters are frozen there, so neither loss changes it
+
+Dimension letters: N envs or imagination starts, S state dims, A action dims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from worldmodels.agents.base import Agent, BatchSpec, Stream, register
+from worldmodels.agents.state_model import StateModel, StateModelConfig, check_state_task
+from worldmodels.behaviours.actor_critic import ActorCriticSettings, ImaginedActorCritic
+from worldmodels.config import settings_from
+from worldmodels.models.state_imagination import StateImagination
+
+
+@dataclass
+class MBACConfig(StateModelConfig):
+    name: str = "mbac"
+    model_every: int = 250
+    """Refit the ensemble on all real data every this many env steps."""
+    batch_size: int = 256
+    """Replayed states that start imaginations, per update."""
+    horizon: int = 15
+    """Imagination horizon."""
+    gamma: float = 0.99
+    """Discount per agent step."""
+    lam: float = 0.95
+    """Lambda of the lambda-returns."""
+    entropy: float = 3e-4
+    """Actor entropy bonus (on normalised returns)."""
+    actor_lr: float = 8e-5
+    """Actor learning rate."""
+    critic_lr: float = 8e-5
+    """Critic learning rate."""
+    grad_clip: float = 100.0
+    """Gradient-norm clip of actor and critic."""
+    ac_hidden: int = 256
+    """Width of the actor's and critic's layers."""
+    ac_layers: int = 2
+    """Hidden layers of actor and critic."""
+    slow_critic_decay: float = 0.98
+    """EMA decay of the slow critic that regularises the critic."""
+    return_norm_decay: float = 0.99
+    """EMA decay of the return range (5th to 95th percentile) that scales the actor's objective."""
+
+
+@register("mbac", MBACConfig)
+class MBACAgent(Agent):
+    def __init__(self, cfg: MBACConfig, obs_space, action_space, device):
+        super().__init__(cfg, obs_space, action_space, device)
+        alternatives = "dreamer learns from pixels; muzero and dyna_q act discretely"
+        check_state_task("mbac", obs_space, action_space, alternatives)
+        self.state_dim, self.action_dim = obs_space["state"].shape[0], action_space.shape[0]
+        self.state_model = StateModel(cfg, self.state_dim, self.action_dim, self.device)
+        self.seed = torch.initial_seed()  # the loop seeds torch with train.seed before building the agent
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)  # imagination noise
+        self.imagination = StateImagination(self.state_model.ensemble, self.state_model.done_fn, self.generator)
+        settings = settings_from(ActorCriticSettings, cfg, hidden="ac_hidden", layers="ac_layers")
+        self.behaviour = ImaginedActorCritic(self.state_dim, self.action_dim, False, settings, self.device)
+        self.fitted = False
+
+    def streams(self) -> list[Stream]:
+        cfg = self.cfg
+        return [
+            Stream("model", BatchSpec("all", batch_size=0), self.update_model, every_env_steps=cfg.model_every),
+            Stream("behaviour", BatchSpec("transitions", cfg.batch_size), self.update_behaviour),
+        ]
+
+    def fit_generator(self, data_size: int) -> torch.Generator:
+        """A refit's generator: fresh per (run seed, data size), so it needs no checkpointing."""
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + data_size) % 2**63)
+
+    def update_model(self, batch: dict) -> dict[str, float]:
+        metrics = self.state_model.fit(batch, self.fit_generator)
+        self.fitted = True
+        return metrics
+
+    def update_behaviour(self, batch: dict) -> dict[str, float] | None:
+        """Imagine from the replayed states of ``batch`` (their next_obs and rewards are not used); None (not an
+        update) before the first model fit."""
+        if not self.fitted:
+            return None
+        states = torch.as_tensor(batch["obs"]["state"], dtype=torch.float32, device=self.device)  # [N, S]
+        starts = self.imagination.features(states)
+        return self.behaviour.update(self.imagination, starts, torch.ones(len(states), device=self.device))
+
+    @torch.no_grad()
+    def act(self, obs, state, explore):
+        states = torch.as_tensor(obs["state"], dtype=torch.float32, device=self.device)  # [N, S]
+        action, _, _ = self.behaviour.actor(states, explore=explore)
+        return action.clamp(-1, 1).cpu().numpy(), state, {}  # [N, A]
+
+    def state_dict(self) -> dict:
+        return {
+            **self.state_model.state_dict(),
+            "behaviour": self.behaviour.training_state(),
+            "fitted": self.fitted,
+            "seed": self.seed,
+            "generator": self.generator.get_state(),
+            "generator_device": self.device.type,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state_model.load_state_dict(state)
+        self.behaviour.load_training_state(state["behaviour"])
+        self.fitted, self.seed = state["fitted"], state["seed"]
+        if state.get("generator_device") == self.device.type:
+            self.generator.set_state(state["generator"])
