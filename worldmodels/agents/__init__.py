@@ -2,6 +2,7 @@
 
 from worldmodels.agents import (  # noqa: F401  (importing registers each agent by name)
     dreamer,
+    dyna_q,
     mbac,
     mbpo,
     mpc_value,

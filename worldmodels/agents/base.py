@@ -26,8 +26,12 @@ from worldmodels.config import AGENT_CONFIGS, AgentConfig, ConfigError
 @dataclass(frozen=True)
 class BatchSpec:
     """What one update consumes: kind 'transitions' (B), 'sequences' (B, T), 'unrolls' (B, T windows from any
-    step, padded past the episode's end with a ``valid`` mask: MuZero) or 'all' (every stored transition, for
-    models refitted on all data; the replay ratio then sets how often, e.g. 1 / episode length).
+    step, padded past the episode's end with a ``valid`` mask: MuZero), 'all' (every stored transition, for
+    models refitted on all data; the replay ratio then sets how often, e.g. 1 / episode length) or 'latest'
+    (online learners such as tabular Q-learning: the N transitions of the vector step just taken, one per env,
+    in the layout of 'transitions', next_obs being the true last observation of an episode that just ended;
+    ``batch_size`` is ignored; one update pays for the N agent steps, so ratio 1 hands over every transition
+    exactly once, in order; the replay only holds finished episodes, so this batch does not come from it).
     ``history``: unrolls only, steps before each window's start put in front of it (frame stacking)."""
 
     kind: str

@@ -20,6 +20,8 @@ EPILOG = """examples:
   python scripts/benchmark.py collect --task dmc:cartpole-swingup --obs pixels --action-repeat 2 --envs 1 2
   # a MuZero run's reward and value predictions against its newest 10 replay episodes
   python scripts/benchmark.py muzero-fit checkpoints/<run> --episodes 10
+  # tabular Dyna-Q on the Dyna Maze: K = 0, 5, 50 and partial models, 30 seeds -> benchmarks/dyna/
+  python scripts/benchmark.py dyna --seeds $(seq 0 29)
 
 Dotted overrides (train.threads=1 ...) go before the options, since --seeds takes a list.
 """
@@ -76,6 +78,27 @@ def parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("muzero-fit", help="a MuZero run's reward and value predictions vs its replayed episodes")
     fit.add_argument("run_dir", type=Path, help="a MuZero run directory, e.g. checkpoints/<run>")
     fit.add_argument("--episodes", type=int, default=10, help="the newest N replay episodes are scored")
+    dyna = sub.add_parser(
+        "dyna",
+        help="tabular Dyna-Q on the Dyna Maze (Sutton & Barto Fig. 8.2): steps per episode and Q error for K "
+        "planning steps, and partial models",
+        description="Run Dyna-Q (configs/dyna_q/dyna_maze.yaml) through the training loop for every K in --planning "
+        "with the full model and for K = --partial-k with each --coverages share of the model, one run per seed; "
+        "append one row per episode (episodes.jsonl) and one per run (q_error.jsonl: RMS |Q - Q*| every 50 env "
+        "steps) to --out, then write table.md, steps_per_episode.png, q_error.png and partial_model.png there. "
+        "Cells whose rows exist are skipped, so an interrupted study resumes.",
+    )
+    dyna.add_argument("--seeds", nargs="+", type=int, default=list(range(30)), help="seeds (default 0..29)")
+    dyna.add_argument("--planning", nargs="+", type=int, default=[0, 5, 50], help="K values with the full model")
+    dyna.add_argument("--coverages", nargs="+", type=float, default=[1.0, 0.75, 0.5, 0.25], help="model coverages")
+    dyna.add_argument("--partial-k", type=int, default=50, help="K of the partial-model runs (default 50)")
+    dyna.add_argument("--episodes", type=int, default=50, help="episodes per run kept in the rows (default 50)")
+    dyna.add_argument(
+        "--env-steps", type=int, default=10_000, help="env steps per run; doubled for a run short of --episodes"
+    )
+    dyna.add_argument("--out", type=Path, default=Path("benchmarks/dyna"), help="rows, table and plots")
+    dyna.add_argument("--root", type=Path, default=Path("results/dyna"), help="run directories (git-ignored)")
+    dyna.add_argument("--report-only", action="store_true", help="only remake table.md and the PNGs from the rows")
     report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
@@ -194,6 +217,18 @@ def muzero_fit(args) -> int:
     return 0
 
 
+def dyna(args) -> int:
+    from worldmodels.analysis.dyna_report import write_report
+    from worldmodels.analysis.dyna_study import run_study, study_cells
+
+    if args.report_only:
+        print(write_report(args.out))
+        return 0
+    cells = study_cells(args.seeds, args.planning, args.coverages, args.partial_k)
+    print(run_study(cells, args.out, args.root, args.episodes, args.env_steps))
+    return 0
+
+
 def report(args) -> int:
     from worldmodels.analysis.benchmark import plot_curves, read_rows, table
 
@@ -217,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "act-speed": act_speed,
         "compounding": compounding,
         "muzero-fit": muzero_fit,
+        "dyna": dyna,
     }
     return run_command(lambda: commands[args.command](args))
 

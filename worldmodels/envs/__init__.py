@@ -27,6 +27,17 @@ gymnasium.register(  # the task of mbrl-lib's PETS example (envs/cartpole_contin
     entry_point="worldmodels.envs.cartpole_continuous:ContinuousCartPole",
     max_episode_steps=200,
 )
+gymnasium.register(  # Sutton & Barto's Figure 8.2 maze for tabular Dyna-Q (envs/dyna_maze.py)
+    id="worldmodels/DynaMaze-v0",
+    entry_point="worldmodels.envs.dyna_maze:DynaMaze",
+    max_episode_steps=100_000,
+)
+gymnasium.register(  # FrozenLake-v1's 4x4 map without slipping: every move goes where it points
+    id="worldmodels/FrozenLakeDeterministic-v0",
+    entry_point="gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
+    kwargs={"map_name": "4x4", "is_slippery": False},
+    max_episode_steps=100,
+)
 
 
 class EnvSpecError(ValueError):

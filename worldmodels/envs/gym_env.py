@@ -1,4 +1,6 @@
-"""Registered gymnasium envs (classic control, MuJoCo, ...) behind the same dict-observation contract."""
+"""Registered gymnasium envs (classic control, MuJoCo, ...) behind the same dict-observation contract.
+
+A Discrete observation space (FrozenLake, the Dyna Maze) becomes a float32 one-hot ``state`` of its n values."""
 
 from __future__ import annotations
 
@@ -28,13 +30,17 @@ class GymEnv(gymnasium.Env):
         self._env = gymnasium.make(env_id, **kwargs)
         self._obs_kind, self._size, self._repeat = obs, size, action_repeat
         inner_obs = self._env.observation_space
-        if obs in ("state", "both") and not isinstance(inner_obs, spaces.Box):
+        self._one_hot = isinstance(inner_obs, spaces.Discrete)  # a cell index becomes a one-hot state [n]
+        if obs in ("state", "both") and not isinstance(inner_obs, (spaces.Box, spaces.Discrete)):
             raise ValueError(
-                f"gym:{env_id} has {type(inner_obs).__name__} observations; state observations need a Box. "
-                "Use obs=pixels for this env."
+                f"gym:{env_id} has {type(inner_obs).__name__} observations; state observations need a Box or a "
+                "Discrete space. Use obs=pixels for this env."
             )
-        state_dim = int(np.prod(inner_obs.shape)) if isinstance(inner_obs, spaces.Box) else 0
-        self.observation_space = observation_space(obs, size, state_dim)
+        if self._one_hot:
+            state_dim, self._obs_start = int(inner_obs.n), int(inner_obs.start)
+        else:
+            state_dim = int(np.prod(inner_obs.shape)) if isinstance(inner_obs, spaces.Box) else 0
+        self.observation_space = observation_space(obs, size, state_dim, one_hot=self._one_hot)
         inner_act = self._env.action_space
         if isinstance(inner_act, spaces.Discrete):
             self.action_space = spaces.Discrete(int(inner_act.n))
@@ -65,7 +71,10 @@ class GymEnv(gymnasium.Env):
 
     def _observe(self, inner_obs) -> tuple[dict, bool]:
         out, diverged = {}, False
-        if self._obs_kind in ("state", "both"):
+        if self._obs_kind in ("state", "both") and self._one_hot:
+            out["state"] = np.zeros(self.observation_space["state"].shape, np.float32)  # [n]
+            out["state"][int(inner_obs) - self._obs_start] = 1.0
+        elif self._obs_kind in ("state", "both"):
             out["state"], diverged = sanitize_state(np.asarray(inner_obs).reshape(-1))
         if self._obs_kind in ("pixels", "both"):
             out["pixels"] = self._pixels()

@@ -80,3 +80,18 @@ def split_final_obs(obs: dict[str, np.ndarray], infos: dict, index: int) -> dict
     if "final_obs" in infos and infos.get("_final_obs", np.zeros(index + 1, bool))[index]:
         return infos["final_obs"][index]
     return {k: v[index] for k, v in obs.items()}
+
+
+def latest_transitions(
+    obs: dict[str, np.ndarray], action, reward, last_obs: list[dict[str, np.ndarray]], terminated, action_space
+) -> dict:
+    """The N transitions of the vector step just taken, in the layout of ReplayStore.sample_transitions: obs
+    (before the step) and next_obs are dicts of [N, ...]; next_obs of an env whose episode just ended is its
+    true last observation (``last_obs[i]`` from split_final_obs), not the first of the next episode."""
+    return {
+        "obs": obs,
+        "action": np.asarray(action, _empty_action(action_space).dtype),  # [N] or [N, A]
+        "reward": np.asarray(reward, np.float32),  # [N]
+        "next_obs": {key: np.stack([last[key] for last in last_obs]) for key in obs},
+        "terminated": np.asarray(terminated, bool),  # [N]
+    }

@@ -29,7 +29,7 @@ from worldmodels.envs import EnvStepError, is_discrete, make_env, make_vector_en
 from worldmodels.nets.guarded_step import NonFiniteUpdate
 from worldmodels.replay import ReplayStore
 from worldmodels.run.checkpoint import CHECKPOINT, CheckpointError, has_checkpoint, load_checkpoint, save_checkpoint
-from worldmodels.run.collect import EpisodeBuilder, split_final_obs
+from worldmodels.run.collect import EpisodeBuilder, latest_transitions, split_final_obs
 from worldmodels.run.evaluation import evaluate
 from worldmodels.run.interrupts import NonFiniteTraining, sigterm_as_interrupt
 from worldmodels.run.logger import Logger, MeanTracker, ProgressFigures
@@ -92,7 +92,10 @@ def default_run_name(cfg: Config) -> str:
     return f"{cfg.agent.name}-{task}-s{cfg.train.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def can_sample(replay: ReplayStore, spec: BatchSpec) -> bool:
+def can_sample(replay: ReplayStore, spec: BatchSpec, latest: dict | None = None) -> bool:
+    """``latest``: the transitions of the vector step just taken (for 'latest' streams), None before the first."""
+    if spec.kind == "latest":
+        return latest is not None
     if spec.kind in ("transitions", "all", "unrolls"):
         return replay.num_transitions > 0
     if spec.cross_episodes:
@@ -100,7 +103,9 @@ def can_sample(replay: ReplayStore, spec: BatchSpec) -> bool:
     return replay.longest_episode >= spec.seq_len
 
 
-def sample_batch(replay: ReplayStore, spec: BatchSpec) -> dict:
+def sample_batch(replay: ReplayStore, spec: BatchSpec, latest: dict | None = None) -> dict:
+    if spec.kind == "latest":
+        return latest
     if spec.kind == "all":
         return replay.all_transitions()
     if spec.kind == "transitions":
@@ -213,6 +218,8 @@ class Trainer:
         builder.start_all(obs)
         is_first, agent_state = np.ones(n, bool), None
         streams = self.agent.streams()
+        self.latest = None  # the last vector step's transitions, for 'latest' streams (online learners)
+        wants_latest = any(stream.spec.kind == "latest" for stream in streams)
         self.logger.hyperparameters(flat_items(cfg))
         tick = (time.time(), c.env_steps, c.grad_steps)
         self._clock = time.time()
@@ -222,15 +229,20 @@ class Trainer:
                 action = random_actions(self.rng, self.action_space, n)
             else:
                 action, agent_state, extras = self.agent.act({**obs, "is_first": is_first}, agent_state, explore=True)
+            before = obs
             obs, reward, terminated, truncated, infos = envs.step(action)
             c.env_steps += n * repeat
             c.agent_steps += n
+            lasts = []
             for i in range(n):  # bookkeeping per env (N is small); no tensor work here
                 last = split_final_obs(obs, infos, i)
+                lasts.append(last)
                 mine = None if not extras else {k: v[i] for k, v in extras.items()}
                 episode = builder.add(i, action[i], reward[i], last, terminated[i], truncated[i], mine)
                 if episode is not None:
                     self._finish_episode(episode, builder, obs, i)
+            if wants_latest:
+                self.latest = latest_transitions(before, action, reward, lasts, terminated, self.action_space)
             is_first = terminated | truncated
             self._update(streams, n)
             tick = self._periodic(tick)
@@ -248,18 +260,20 @@ class Trainer:
         if c.env_steps < self.cfg.train.warmup_steps:
             return
         for stream in streams:
-            if not can_sample(self.replay, stream.spec):
+            if not can_sample(self.replay, stream.spec, self.latest):
                 continue
             if stream.every_env_steps > 0:
                 gain, cost = n * self.cfg.env.action_repeat, stream.every_env_steps
             else:
-                gain, cost = (self.cfg.train.replay_ratio if stream.ratio is None else stream.ratio) * n, 1.0
+                ratio = self.cfg.train.replay_ratio if stream.ratio is None else stream.ratio
+                # a 'latest' batch holds the n agent steps just taken, so one update pays for all n of them
+                gain, cost = ratio * n, (float(n) if stream.spec.kind == "latest" else 1.0)
             credit = c.stream_credit.get(stream.name, 0.0) + gain
             while credit >= cost:
                 credit -= cost
                 c.stream_credit[stream.name] = credit
                 try:
-                    metrics = stream.update(sample_batch(self.replay, stream.spec))
+                    metrics = stream.update(sample_batch(self.replay, stream.spec, self.latest))
                 except NonFiniteUpdate as err:
                     self._skip_nonfinite(stream.name, err)
                     continue
