@@ -106,6 +106,7 @@ class StateModel:
             "loss/model_train": stats["train_loss"],
             "loss/model_holdout_mse": stats["holdout_mse"],
             "train/model_data": float(len(s)),
+            "train/model_epochs": float(stats["epochs"]),
         }
         if self.terminator is not None:
             done = torch.as_tensor(batch["terminated"], device=self.device)

@@ -138,8 +138,8 @@ def fit_ensemble(
 ) -> dict[str, float]:
     """Train every member on its own bootstrap; stop when the held-out MSE stops improving.
 
-    inputs [N, I], targets [N, O] in data units. Returns the final training loss and the held-out MSE (mean, and
-    per member: the best one's weights are kept, so MBPO ranks its elites by it).
+    inputs [N, I], targets [N, O] in data units. Returns the final training loss, the held-out MSE (mean, and
+    per member: the best one's weights are kept, so MBPO ranks its elites by it) and the epochs trained.
     """
     n = inputs.shape[0]
     before = copy.deepcopy(model.state_dict())  # restored if a step turns out non-finite
@@ -153,7 +153,9 @@ def fit_ensemble(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     best_val = torch.full((k,), float("inf"), device=inputs.device)
     best_state, stale, train_loss = copy.deepcopy(model.state_dict()), 0, float("nan")
+    done = 0
     for _ in range(epochs):
+        done += 1
         order = torch.argsort(torch.rand(bootstrap.shape, generator=generator), 1)
         shuffled = bootstrap.gather(1, order)  # [K, Ntrain]
         for start in range(0, shuffled.shape[1], batch_size):
@@ -192,6 +194,7 @@ def fit_ensemble(
         "train_loss": train_loss,
         "holdout_mse": float(best_val.mean()) if holdout else float("nan"),
         "holdout_mse_members": best_val.tolist() if holdout else [float("nan")] * k,
+        "epochs": done,
     }
 
 
