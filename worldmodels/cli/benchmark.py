@@ -14,6 +14,8 @@ EPILOG = """examples:
   # --results benchmarks/results.jsonl adds them to the committed rows)
   python scripts/benchmark.py run --config configs/sac/pendulum.yaml --agents sac \\
       --tasks gym:Pendulum-v1 --seeds 0 1 2 --env-steps 20000
+  # a suite file (tasks x agents x seeds, one protocol per task) on local Ray, 1 thread a cell; rerun to resume
+  python scripts/benchmark.py suite configs/suites/smoke.yaml --threads-per-cell 1
   # results -> benchmarks/README-table.md and benchmarks/curves/*.png
   python scripts/benchmark.py report benchmarks/results.jsonl --out benchmarks
   # env steps/s of collection with 1 and 2 envs (random actions, no learning)
@@ -99,6 +101,21 @@ def parser() -> argparse.ArgumentParser:
     dyna.add_argument("--out", type=Path, default=Path("benchmarks/dyna"), help="rows, table and plots")
     dyna.add_argument("--root", type=Path, default=Path("results/dyna"), help="run directories (git-ignored)")
     dyna.add_argument("--report-only", action="store_true", help="only remake table.md and the PNGs from the rows")
+    suite = sub.add_parser(
+        "suite",
+        help="run a suite file's cells (tasks x agents x seeds, one protocol per task) on Ray",
+        description="Build every cell's config, then train the cells that have no rows yet as Ray tasks (local Ray "
+        "unless --address names a cluster) and append their rows, with provenance, to the suite's rows file. A cell "
+        "is a run directory <root>/<agent>-<task>-s<seed>: one with rows is skipped, one without rows but with a "
+        "run directory is resumed from its checkpoint, so a rerun continues an interrupted suite.",
+    )
+    suite.add_argument("suite", type=Path, help="suite file, e.g. configs/suites/smoke.yaml")
+    suite.add_argument("--threads-per-cell", type=int, default=1, help="CPUs per cell and its train.threads")
+    suite.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    suite.add_argument("--address", help="an existing Ray cluster (e.g. 127.0.0.1:6379 after `ray start --head`)")
+    suite.add_argument("--root", type=Path, help="folder of the cells' run directories (default: the suite's)")
+    suite.add_argument("--rows", type=Path, help="rows file (default: the suite's, or <root>/rows.jsonl)")
+    suite.add_argument("--plan", action="store_true", help="check every cell's config and list the cells to run")
     report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
@@ -106,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_grid(args) -> int:
-    from worldmodels.analysis.benchmark import append_rows, machine_description, rows_from_run
+    from worldmodels.analysis.benchmark import append_rows, machine_description, provenance, rows_from_run, run_fields
     from worldmodels.config import ConfigError, load_config
     from worldmodels.run.loop import check_buildable, train
 
@@ -127,7 +144,7 @@ def run_grid(args) -> int:
         cfg = cell_config(agent, task, seed)
         print(f"== {agent} on {task}, seed {seed}, {cfg.train.env_steps:,} env steps", flush=True)
         run_dir = train(cfg)
-        rows = rows_from_run(run_dir, task, agent, seed, cfg.env.obs, machine)
+        rows = rows_from_run(run_dir, task, agent, seed, cfg.env.obs, machine, {**provenance(), **run_fields(cfg)})
         append_rows(args.results, rows)
         print(
             f"   final eval return {rows[-1]['return_mean']:.1f} at {rows[-1]['env_steps']:,} env steps "
@@ -135,6 +152,14 @@ def run_grid(args) -> int:
             flush=True,
         )
     return 0
+
+
+def suite_command(args) -> int:
+    from worldmodels.analysis.suite import load_suite
+    from worldmodels.analysis.suite_runner import run_suite
+
+    suite = load_suite(args.suite, root=args.root, rows=args.rows)
+    return run_suite(suite, args.threads_per_cell, args.address, args.num_cpus, plan=args.plan)
 
 
 def collect(args) -> int:
@@ -246,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {
         "run": run_grid,
+        "suite": suite_command,
         "report": report,
         "collect": collect,
         "speed": speed,
