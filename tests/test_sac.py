@@ -5,14 +5,15 @@ import torch
 from gymnasium import spaces
 
 from worldmodels.agents.sac import SACAgent, SACConfig
-from worldmodels.behaviours.sac import SACSettings, TanhGaussianActor
+from worldmodels.behaviours.sac import SACSettings
 from worldmodels.envs.spaces import observation_space
+from worldmodels.nets.actor import TanhGaussianActor
 from worldmodels.nets.conv import random_shift
 
 
 def test_tanh_gaussian_log_prob_matches_torch_distributions():
     torch.manual_seed(0)
-    actor = TanhGaussianActor(4, 3, SACSettings())
+    actor = TanhGaussianActor(4, 3, SACSettings().hidden, SACSettings().log_std_bounds)
     features = torch.randn(64, 4)
     action, logp = actor(features)
     mean, log_std = actor.net(features).chunk(2, dim=-1)
@@ -27,7 +28,7 @@ def test_tanh_gaussian_log_prob_matches_torch_distributions():
 
 
 def test_deterministic_action_is_tanh_of_the_mean():
-    actor = TanhGaussianActor(4, 2, SACSettings())
+    actor = TanhGaussianActor(4, 2, SACSettings().hidden, SACSettings().log_std_bounds)
     features = torch.randn(5, 4)
     action, _ = actor(features, deterministic=True)
     torch.testing.assert_close(action, torch.tanh(actor.net(features).chunk(2, -1)[0]))

@@ -9,6 +9,7 @@ from worldmodels.agents import (  # noqa: F401  (importing registers each agent 
     muzero,
     pets,
     sac,
+    tdmpc,
 )
 from worldmodels.agents.base import AGENTS, Agent, BatchSpec, Stream, build_agent, has_report, register
 

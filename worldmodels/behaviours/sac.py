@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldmodels.nets.actor import TanhGaussianActor
 from worldmodels.nets.conv import ConvEncoder
 from worldmodels.nets.ema import ema_update
 from worldmodels.nets.guarded_step import guarded_step
-from worldmodels.nets.mlp import EnsembleMLP, mlp
+from worldmodels.nets.mlp import EnsembleMLP
 
 
 @dataclass(frozen=True)
@@ -76,26 +77,6 @@ class Critic(nn.Module):
         return self.q(torch.cat([features, action], dim=-1)).squeeze(-1)  # [Q, B]
 
 
-class TanhGaussianActor(nn.Module):
-    def __init__(self, in_dim: int, action_dim: int, settings: SACSettings):
-        super().__init__()
-        self.net = mlp(in_dim, settings.hidden, 2 * action_dim)
-        self.log_std_min, self.log_std_max = settings.log_std_bounds
-
-    def forward(self, features: torch.Tensor, deterministic: bool = False):
-        """-> action [B, A] in (-1, 1), log-probability [B]."""
-        mean, log_std = self.net(features).chunk(2, dim=-1)
-        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
-        if deterministic:
-            return torch.tanh(mean), torch.zeros(mean.shape[0], device=mean.device)
-        std = log_std.exp()
-        pre_tanh = mean + std * torch.randn_like(mean)
-        gaussian_logp = (-0.5 * ((pre_tanh - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        # log |d tanh(u) / du| = 2 (log 2 - u - softplus(-2u)), the numerically stable form.
-        squash = (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
-        return torch.tanh(pre_tanh), gaussian_logp - squash
-
-
 class SACLearner(nn.Module):
     """Critic (with its encoder), target critic, actor, temperature and their optimizers."""
 
@@ -104,7 +85,9 @@ class SACLearner(nn.Module):
         self.settings = settings
         self.critic = Critic(obs_space, action_dim, settings).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor = TanhGaussianActor(self.critic.encoder.out_dim, action_dim, settings).to(device)
+        self.actor = TanhGaussianActor(
+            self.critic.encoder.out_dim, action_dim, settings.hidden, settings.log_std_bounds
+        ).to(device)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(settings.init_alpha), device=device))
         entropy = settings.target_entropy
         self.target_entropy = -float(action_dim) if entropy is None else entropy

@@ -67,14 +67,37 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias[members], x, self.weight[members])  # [E, B, O]
 
 
-class EnsembleMLP(nn.Module):
-    """K MLPs with identical shapes and separate weights; input [K, B, I] (or [B, I], shared) -> [K, B, O]."""
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm over the last axis with a separate gain and bias per member: [K, B, O] -> [K, B, O]."""
 
-    def __init__(self, members: int, in_dim: int, hidden: tuple[int, ...], out_dim: int, activation=nn.ReLU):
+    def __init__(self, members: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, dim))
+
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
+        return torch.nn.functional.layer_norm(x, x.shape[-1:]) * weight + bias
+
+
+class EnsembleMLP(nn.Module):
+    """K MLPs with identical shapes and separate weights; input [K, B, I] (or [B, I], shared) -> [K, B, O].
+    ``layer_norm``: LayerNorm (per-member gain and bias) after each hidden linear layer, before the activation."""
+
+    def __init__(
+        self,
+        members: int,
+        in_dim: int,
+        hidden: tuple[int, ...],
+        out_dim: int,
+        activation=nn.ReLU,
+        layer_norm: bool = False,
+    ):
         super().__init__()
         self.members = members
         widths = (in_dim,) + tuple(hidden)
         self.hidden = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
+        self.norms = nn.ModuleList(EnsembleLayerNorm(members, b) for b in widths[1:]) if layer_norm else None
         self.out = EnsembleLinear(members, widths[-1], out_dim)
         self.activation = activation()
 
@@ -82,6 +105,9 @@ class EnsembleMLP(nn.Module):
         """``members`` (indices [E]): run only those members on x [E, B, I] (MBPO's elites) -> [E, B, O]."""
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.members if members is None else len(members), -1, -1)  # [K, B, I]
-        for layer in self.hidden:
-            x = self.activation(layer(x, members))
+        for i, layer in enumerate(self.hidden):
+            x = layer(x, members)
+            if self.norms is not None:
+                x = self.norms[i](x, members)
+            x = self.activation(x)
         return self.out(x, members)  # [K, B, O]

@@ -1,7 +1,7 @@
 """Shooting planners: random shooting, CEM and MPPI. Pure, batched and model-agnostic.
 
 Dimension letters: B start states planned for at once, N candidate sequences, H horizon, A action dims,
-E elites.
+E elites, P prior sequences (proposed by the caller, e.g. a policy rolled through the model).
 
 The model is injected as ``rollout(actions [B, N, H, A]) -> Rollout`` (the caller binds the start states), so
 the same planner drives a state ensemble (PETS) or a latent model. Tunables are keyword arguments; there is no
@@ -114,6 +114,81 @@ def cem(
     return mean
 
 
+@dataclass
+class MPPIResult:
+    mean: torch.Tensor  # [B, H, A] the final sampling mean: the plan
+    std: torch.Tensor  # [B, H, A] the final sampling std
+    elites: torch.Tensor  # [B, E, H, A] the last iteration's weighted candidates (E = N without ``elites``)
+    weights: torch.Tensor  # [B, E] their softmax weights (sum to 1)
+
+
+def mppi_update(
+    returns: torch.Tensor,
+    candidates: torch.Tensor,
+    std: torch.Tensor,
+    temperature: float = 1.0,
+    elites: int | None = None,
+    adapt_std: bool = False,
+    min_std: float = 0.0,
+    max_std: float | None = None,
+) -> MPPIResult:
+    """One MPPI step: weights softmax(return / temperature) over the candidates (only the top ``elites`` with
+    it, TD-MPC's choice), the mean moves to their weighted average; with ``adapt_std`` the std becomes their
+    weighted std, clamped to [min_std, max_std] (else ``std`` is kept).
+
+    returns [B, N], candidates [B, N, H, A], std [B, H, A] -> MPPIResult.
+    """
+    if elites is not None and elites < returns.shape[-1]:
+        top = returns.topk(elites, dim=-1).indices  # [B, E]
+        returns = returns.gather(1, top)
+        candidates = candidates.gather(1, top[:, :, None, None].expand(-1, -1, *candidates.shape[2:]))
+    weights = torch.softmax((returns - returns.max(-1, keepdim=True).values) / temperature, -1)  # [B, E]
+    mean = (weights[:, :, None, None] * candidates).sum(1)  # [B, H, A]
+    if adapt_std:
+        spread = (weights[:, :, None, None] * (candidates - mean[:, None]).square()).sum(1).sqrt()
+        std = spread.clamp(min=min_std, max=max_std)
+    return MPPIResult(mean, std, candidates, weights)
+
+
+def mppi_search(
+    rollout: RolloutFn,
+    mean: torch.Tensor,
+    std: float | torch.Tensor = 0.5,
+    population: int = 500,
+    iterations: int = 5,
+    temperature: float = 1.0,
+    low: float = -1.0,
+    high: float = 1.0,
+    generator=None,
+    prior: torch.Tensor | None = None,
+    elites: int | None = None,
+    adapt_std: bool = False,
+    min_std: float = 0.0,
+    max_std: float | None = None,
+    **return_kwargs,
+) -> MPPIResult:
+    """MPPI from an initial mean [B, H, A] and std (a number or [B, H, A]) -> MPPIResult.
+
+    Each iteration scores ``population`` Gaussian samples around the mean plus the ``prior`` sequences
+    [B, P, H, A] (the same P every iteration, e.g. a policy's proposals: TD-MPC), and updates the mean (and,
+    with ``adapt_std``, the std) by ``mppi_update``.
+    """
+    std = torch.full_like(mean, std) if not torch.is_tensor(std) else std
+    if prior is not None:
+        assert prior.shape[0] == mean.shape[0] and prior.shape[2:] == mean.shape[1:], (prior.shape, mean.shape)
+        prior = prior.clamp(low, high)
+    result = MPPIResult(mean, std, mean[:, None], torch.ones_like(mean[:, :1, 0]))  # (no iterations: the start)
+    for _ in range(iterations):
+        noise = torch.randn(mean.shape[0], population, *mean.shape[1:], generator=generator, device=mean.device)
+        candidates = (mean[:, None] + std[:, None] * noise).clamp(low, high)  # [B, N, H, A]
+        if prior is not None:
+            candidates = torch.cat([candidates, prior], 1)  # [B, N + P, H, A]
+        returns = sequence_returns(rollout, candidates, **return_kwargs)
+        result = mppi_update(returns, candidates, std, temperature, elites, adapt_std, min_std, max_std)
+        mean, std = result.mean, result.std
+    return result
+
+
 def mppi(
     rollout: RolloutFn,
     mean: torch.Tensor,
@@ -124,16 +199,12 @@ def mppi(
     low: float = -1.0,
     high: float = 1.0,
     generator=None,
-    **return_kwargs,
+    **kwargs,
 ) -> torch.Tensor:
-    """Model-predictive path integral: the mean moves to the softmax(return / temperature)-weighted average."""
-    for _ in range(iterations):
-        noise = std * torch.randn(mean.shape[0], population, *mean.shape[1:], generator=generator, device=mean.device)
-        candidates = (mean[:, None] + noise).clamp(low, high)  # [B, N, H, A]
-        returns = sequence_returns(rollout, candidates, **return_kwargs)
-        weights = torch.softmax((returns - returns.max(-1, keepdim=True).values) / temperature, -1)  # [B, N]
-        mean = (weights[:, :, None, None] * candidates).sum(1)
-    return mean
+    """Model-predictive path integral: the mean moves to the softmax(return / temperature)-weighted average.
+    -> plan [B, H, A]. Keywords of ``mppi_search`` (prior, elites, adapt_std, min_std, max_std) and of
+    ``sequence_returns`` pass through."""
+    return mppi_search(rollout, mean, std, population, iterations, temperature, low, high, generator, **kwargs).mean
 
 
 def shift_plan(plan: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
