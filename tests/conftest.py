@@ -39,3 +39,23 @@ def make_episode(
 @pytest.fixture
 def episode_factory():
     return make_episode
+
+
+def point_mass_batch(n: int = 2000, seed: int = 0) -> dict:
+    """Replayed transitions of a 1-D point mass: s' = s + 0.2 a, reward = -|s'| (the best action pushes towards 0)."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(-2, 2, (n, 1)).astype(np.float32)
+    a = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+    s2 = s + 0.2 * a
+    return {
+        "obs": {"state": s},
+        "action": a,
+        "reward": -np.abs(s2[:, 0]),
+        "next_obs": {"state": s2},
+        "terminated": np.zeros(n, bool),
+    }
+
+
+@pytest.fixture
+def point_mass():
+    return point_mass_batch

@@ -18,21 +18,6 @@ from worldmodels.run.loop import train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def point_mass_batch(n=1500, seed=0):
-    """s' = s + 0.2 a (1-D), reward = -|s'|."""
-    rng = np.random.default_rng(seed)
-    s = rng.uniform(-2, 2, (n, 1)).astype(np.float32)
-    a = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
-    s2 = s + 0.2 * a
-    return {
-        "obs": {"state": s},
-        "action": a,
-        "reward": -np.abs(s2[:, 0]),
-        "next_obs": {"state": s2},
-        "terminated": np.zeros(n, bool),
-    }
-
-
 def small_agent(**kw):
     cfg = MBACConfig(**{"members": 3, "hidden": (32, 32), "ac_hidden": 32, "horizon": 5, "batch_size": 64} | kw)
     return MBACAgent(cfg, observation_space("state", 64, 1), spaces.Box(-1, 1, (1,), np.float32), "cpu")
@@ -49,14 +34,14 @@ def test_imagination_features_carry_state_reward_and_continuation():
     assert torch.all(imagination.reward(feats[0]) == 0) and torch.all(imagination.continue_prob(feats) == 1)
 
 
-def test_actor_and_critic_losses_never_update_the_model_but_the_actor_learns_through_it():
+def test_actor_and_critic_losses_never_update_the_model_but_the_actor_learns_through_it(point_mass):
     torch.manual_seed(0)
     agent = small_agent()
-    agent.update_model(point_mass_batch())
+    agent.update_model(point_mass())
     model_before = {k: v.clone() for k, v in agent.state_model.ensemble.state_dict().items()}
     actor_before = [p.clone() for p in agent.behaviour.actor.parameters()]
     for _ in range(3):
-        metrics = agent.update_behaviour(point_mass_batch(64, seed=1))
+        metrics = agent.update_behaviour(point_mass(64, seed=1))
     assert np.isfinite(metrics["loss/actor"]) and metrics["train/actor_grad_norm"] > 0
     after = agent.state_model.ensemble.state_dict()
     assert all(torch.equal(model_before[k], after[k]) for k in model_before)
@@ -64,16 +49,16 @@ def test_actor_and_critic_losses_never_update_the_model_but_the_actor_learns_thr
     assert all(p.requires_grad for p in agent.state_model.ensemble.parameters())  # unfrozen again afterwards
 
 
-def test_no_behaviour_update_before_the_first_model_fit():
-    assert small_agent().update_behaviour(point_mass_batch(64)) is None
+def test_no_behaviour_update_before_the_first_model_fit(point_mass):
+    assert small_agent().update_behaviour(point_mass(64)) is None
 
 
-def test_mbac_pushes_the_point_towards_the_reward_through_the_learned_model():
+def test_mbac_pushes_the_point_towards_the_reward_through_the_learned_model(point_mass):
     torch.manual_seed(0)
     agent = small_agent(actor_lr=1e-3, critic_lr=1e-3, horizon=8)
-    agent.update_model(point_mass_batch(3000))
+    agent.update_model(point_mass(3000))
     for i in range(150):
-        agent.update_behaviour(point_mass_batch(128, seed=i))
+        agent.update_behaviour(point_mass(128, seed=i))
     obs = {"state": np.array([[1.5], [-1.5]], np.float32), "is_first": np.ones(2, bool)}
     action, _, _ = agent.act(obs, None, explore=False)
     assert action[0, 0] < -0.5 and action[1, 0] > 0.5  # towards 0 from both sides
@@ -91,6 +76,7 @@ def test_mbac_runs_through_the_loop_and_counts_no_update_before_the_first_fit(tm
         "train.env_steps=600",
         "train.warmup_steps=200",
         "train.eval_every=600",
+        "train.replay_ratio=1",
         "train.eval_episodes=1",
         "agent.model_every=200",
         "agent.batch_size=32",

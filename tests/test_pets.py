@@ -16,21 +16,6 @@ from worldmodels.run.loop import train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def point_mass_batch(n=2000, seed=0):
-    """s' = s + 0.2 a (1-D), reward = -|s'|: the best action pushes the point towards 0."""
-    rng = np.random.default_rng(seed)
-    s = rng.uniform(-2, 2, (n, 1)).astype(np.float32)
-    a = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
-    s2 = s + 0.2 * a
-    return {
-        "obs": {"state": s},
-        "action": a,
-        "reward": -np.abs(s2[:, 0]),
-        "next_obs": {"state": s2},
-        "terminated": np.zeros(n, bool),
-    }
-
-
 def small_agent(**kw):
     cfg = PETSConfig(
         **{
@@ -48,10 +33,10 @@ def small_agent(**kw):
 
 
 @pytest.mark.parametrize("planner", ["cem", "mppi", "random"])
-def test_pets_plans_towards_reward_on_a_learned_model(planner):
+def test_pets_plans_towards_reward_on_a_learned_model(planner, point_mass):
     torch.manual_seed(0)
     agent = small_agent(planner=planner)
-    metrics = agent.update(point_mass_batch())
+    metrics = agent.update(point_mass())
     assert metrics["loss/model_holdout_mse"] < 0.05
     obs = {"state": np.array([[1.5], [-1.5], [0.8]], np.float32), "is_first": np.ones(3, bool)}
     action, plan, extras = agent.act(obs, None, explore=False)
@@ -59,9 +44,9 @@ def test_pets_plans_towards_reward_on_a_learned_model(planner):
     assert action[0, 0] < -0.3 and action[1, 0] > 0.3 and action[2, 0] < 0  # towards 0, for every start at once
 
 
-def test_warm_start_is_kept_within_an_episode_and_reset_on_a_new_one():
+def test_warm_start_is_kept_within_an_episode_and_reset_on_a_new_one(point_mass):
     agent = small_agent()
-    agent.update(point_mass_batch(500))
+    agent.update(point_mass(500))
     obs = {"state": np.array([[1.0], [1.0]], np.float32), "is_first": np.array([False, True])}
     previous = torch.full((2, 5, 1), -0.9)
     calls = []
@@ -86,11 +71,11 @@ def test_pets_swings_pendulum_up_within_five_episodes(tmp_path):
     assert json.loads((run_dir / "evals.jsonl").read_text().splitlines()[-1])["mean"] > -300
 
 
-def test_learned_termination_keeps_the_planner_away_from_the_edge():
+def test_learned_termination_keeps_the_planner_away_from_the_edge(point_mass):
     """Reward 1 per step alive; the episode ends when |s'| > 1.8. Only the learned termination tells the
     planner that drifting outward loses the reward."""
     torch.manual_seed(0)
-    batch = point_mass_batch(4000)
+    batch = point_mass(4000)
     s2 = batch["next_obs"]["state"][:, 0]
     batch["reward"], batch["terminated"] = np.ones_like(s2), np.abs(s2) > 1.8
     agent = small_agent(termination="learned")
