@@ -143,8 +143,9 @@ def run_grid(args) -> int:
     for agent, task, seed in itertools.product(args.agents, args.tasks, args.seeds):
         cfg = cell_config(agent, task, seed)
         print(f"== {agent} on {task}, seed {seed}, {cfg.train.env_steps:,} env steps", flush=True)
+        code = provenance()  # the commit the run starts from (HEAD may move while it trains)
         run_dir = train(cfg)
-        rows = rows_from_run(run_dir, task, agent, seed, cfg.env.obs, machine, {**provenance(), **run_fields(cfg)})
+        rows = rows_from_run(run_dir, task, agent, seed, cfg.env.obs, machine, {**code, **run_fields(cfg)})
         append_rows(args.results, rows)
         print(
             f"   final eval return {rows[-1]['return_mean']:.1f} at {rows[-1]['env_steps']:,} env steps "
