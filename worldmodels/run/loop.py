@@ -13,6 +13,7 @@ Dimension letters: N parallel envs, A action dims.
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 import time
@@ -89,7 +90,8 @@ def setup_torch(cfg: Config) -> torch.device:
 
 def default_run_name(cfg: Config) -> str:
     task = cfg.env.spec.replace(":", "-").replace("/", "-")
-    return f"{cfg.agent.name}-{task}-s{cfg.train.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # the process id keeps two runs started in the same second (a grid launched in parallel) apart
+    return f"{cfg.agent.name}-{task}-s{cfg.train.seed}-{time.strftime('%Y%m%d-%H%M%S')}-p{os.getpid()}"
 
 
 def can_sample(replay: ReplayStore, spec: BatchSpec, latest: dict | None = None) -> bool:
