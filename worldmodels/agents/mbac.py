@@ -77,12 +77,8 @@ class MBACAgent(Agent):
             Stream("behaviour", BatchSpec("transitions", cfg.batch_size), self.update_behaviour),
         ]
 
-    def fit_generator(self, data_size: int) -> torch.Generator:
-        """A refit's generator: fresh per (run seed, data size), so it needs no checkpointing."""
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + data_size) % 2**63)
-
     def update_model(self, batch: dict) -> dict[str, float]:
-        metrics = self.state_model.fit(batch, self.fit_generator)
+        metrics = self.state_model.fit(batch, self.seed)
         self.fitted = True
         return metrics
 

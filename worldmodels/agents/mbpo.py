@@ -24,7 +24,7 @@ import torch
 
 from worldmodels.agents.base import Agent, BatchSpec, Stream, register
 from worldmodels.agents.sac import SACFields
-from worldmodels.agents.state_model import StateModel, StateModelConfig, check_state_task
+from worldmodels.agents.state_model import StateModel, StateModelConfig, check_state_task, refit_generator
 from worldmodels.behaviours.sac import SACLearner, SACSettings
 from worldmodels.config import settings_from
 from worldmodels.models.branched import (
@@ -109,19 +109,17 @@ class MBPOAgent(Agent):
         ]
 
     # -- model: refit, elites, rollout length, branched rollouts ----------------------------------------------
-    def fit_generator(self, data_size: int) -> torch.Generator:
-        """A refit's generator: fresh per (run seed, data size), so it needs no checkpointing."""
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + data_size) % 2**63)
-
     def update_model(self, batch: dict) -> dict[str, float]:
         cfg = self.cfg
-        metrics = self.state_model.fit(batch, self.fit_generator)
+        metrics = self.state_model.fit(batch, self.seed)
         self.fits += 1
         ranked = torch.argsort(self.state_model.holdout_members.nan_to_num(float("inf")))
         self.elites = ranked[: cfg.elites].to(self.device)
         self.rollout_length, extra = self.next_rollout_length(batch)
         metrics.update(extra)
-        starts = torch.randint(len(batch["reward"]), (cfg.rollout_batch,), generator=self.fit_generator(self.fits))
+        starts = torch.randint(
+            len(batch["reward"]), (cfg.rollout_batch,), generator=refit_generator(self.seed, self.fits)
+        )
         states = torch.as_tensor(batch["obs"]["state"][starts.numpy()], dtype=torch.float32, device=self.device)
         rollouts = branched_rollout(
             self.model,
@@ -153,7 +151,7 @@ class MBPOAgent(Agent):
             return scheduled_length(epoch, cfg.rollout_schedule), {}
         k_max = max(cfg.rollout_schedule[2:])
         for k in range(k_max, 0, -1):  # the longest windows the replay holds, at most k_max steps
-            windows = chained_windows(batch, k, cfg.adaptive_windows, self.fit_generator(self.fits))
+            windows = chained_windows(batch, k, cfg.adaptive_windows, refit_generator(self.seed, self.fits))
             if windows is not None:
                 break
         if windows is None:

@@ -88,12 +88,8 @@ class PETSAgent(Agent):
     def as_f32(self, x) -> torch.Tensor:
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
-    def fit_generator(self, data_size: int) -> torch.Generator:
-        """A refit's generator: fresh per (run seed, data size), so it needs no checkpointing (seed 0: data size)."""
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + data_size) % 2**63)
-
     def update(self, batch) -> dict[str, float]:
-        metrics = self.state_model.fit(batch, self.fit_generator)
+        metrics = self.state_model.fit(batch, self.seed)
         self.fitted = True
         return metrics
 

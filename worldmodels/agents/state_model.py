@@ -7,7 +7,6 @@ Dimension letters: N transitions, S state dims, A action dims.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +60,11 @@ def check_state_task(agent: str, obs_space, action_space, alternatives: str) -> 
         )
 
 
+def refit_generator(seed: int, data_size: int) -> torch.Generator:
+    """A refit's generator: fresh per (run seed, data size), so it needs no checkpointing (seed 0: data size)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + data_size) % 2**63)
+
+
 class StateModel:
     """The ensemble, its optional termination classifier and the done rule imagined transitions obey."""
 
@@ -81,10 +85,10 @@ class StateModel:
         self.terminator = TerminationClassifier(state_dim).to(device) if learned else None
         self.done_fn = self.terminator or termination_rule(cfg.termination)
 
-    def fit(self, batch: dict, generator_for: Callable[[int], torch.Generator]) -> dict[str, float]:
+    def fit(self, batch: dict, seed: int) -> dict[str, float]:
         """Refit on replayed transitions (numpy, the replay's layout) -> metrics; per-member holdout MSEs in
-        ``self.holdout_members`` [K]. ``generator_for(data size)``: a fresh generator for each fit (model,
-        termination classifier), so a refit's randomness needs no checkpoint."""
+        ``self.holdout_members`` [K]. The model and the termination classifier each draw from
+        ``refit_generator(seed, data size)``, so a refit's randomness needs no checkpoint."""
         f32 = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
         s, a, r = f32(batch["obs"]["state"]), f32(batch["action"]), f32(batch["reward"])  # [N, S], [N, A], [N]
         s2 = f32(batch["next_obs"]["state"])  # [N, S]
@@ -99,7 +103,7 @@ class StateModel:
             weight_decay=cfg.weight_decay,
             holdout_ratio=cfg.holdout_ratio,
             patience=cfg.patience,
-            generator=generator_for(len(s)),
+            generator=refit_generator(seed, len(s)),
         )
         self.holdout_members = torch.tensor(stats["holdout_mse_members"])  # [K]
         metrics = {
@@ -110,7 +114,7 @@ class StateModel:
         }
         if self.terminator is not None:
             done = torch.as_tensor(batch["terminated"], device=self.device)
-            metrics["loss/termination"] = self.terminator.fit(s2, done, generator=generator_for(len(s)))
+            metrics["loss/termination"] = self.terminator.fit(s2, done, generator=refit_generator(seed, len(s)))
         return metrics
 
     def state_dict(self) -> dict:

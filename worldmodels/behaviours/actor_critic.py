@@ -19,7 +19,6 @@ parameters are frozen during imagination, so actor and critic losses never chang
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +28,7 @@ from torch import nn
 from worldmodels.behaviours.returns import lambda_returns
 from worldmodels.nets.distributions import TwoHot, straight_through_onehot, unimix_logits
 from worldmodels.nets.ema import ema_update
+from worldmodels.nets.freeze import frozen
 from worldmodels.nets.guarded_step import guarded_step
 from worldmodels.nets.mlp import layernorm_mlp
 from worldmodels.nets.precision import autocast
@@ -85,18 +85,6 @@ def policy_features(model: nn.Module, feats: torch.Tensor) -> torch.Tensor:
     """What the actor and critic see of the model's features (all of them unless the model says otherwise)."""
     view = getattr(model, "policy_features", None)
     return feats if view is None else view(feats)
-
-
-@contextmanager
-def frozen(module: nn.Module):
-    """Parameters take no gradient inside the block (activations still pass gradients through)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
 
 
 class ImaginedActorCritic(nn.Module):

@@ -17,7 +17,6 @@ action taken in o_t (it "led into" o_{t+1}).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import torch
@@ -27,6 +26,7 @@ from worldmodels.nets.actor import TanhGaussianActor
 from worldmodels.nets.conv import ConvEncoder
 from worldmodels.nets.distributions import TwoHot
 from worldmodels.nets.ema import ema_update
+from worldmodels.nets.freeze import frozen
 from worldmodels.nets.mlp import EnsembleMLP, mlp
 
 ACTIVATIONS = {"mish": nn.Mish, "silu": nn.SiLU, "elu": nn.ELU, "relu": nn.ReLU}
@@ -58,18 +58,6 @@ def normed_mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int | None, activa
 def latent_head(in_dim: int, latent: int, group: int) -> nn.Sequential:
     """Features -> SimNorm latent: Linear -> LayerNorm -> SimNorm."""
     return nn.Sequential(nn.Linear(in_dim, latent), nn.LayerNorm(latent), SimNorm(group))
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module):
-    """Parameters of ``module`` take no gradient inside the block (they still pass gradients through)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
 
 
 class TDMPCModel(nn.Module):
