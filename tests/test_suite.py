@@ -53,7 +53,7 @@ def suite_error(tmp_path: Path, **changes) -> str:
 
 def test_protocol_is_applied_to_every_agent_over_its_preset(tmp_path):
     suite = load_suite(SMOKE, root=tmp_path)
-    assert [c.name for c in suite.cells()][:2] == ["sac-gym-Pendulum-v1-s0", "sac-gym-Pendulum-v1-s1"]
+    assert [c.name for c in suite.cells()][:2] == ["sac-gym-Pendulum-v1-s0", "pets-gym-Pendulum-v1-s0"]  # seed-major
     pets = suite.config(Cell(TASK, "pets", 1), threads=1)
     # configs/pets/pendulum.yaml says 3000 env steps and 3 eval episodes; the suite's protocol wins
     assert (pets.train.env_steps, pets.train.eval_episodes, pets.train.eval_every) == (400, 2, 200)

@@ -21,7 +21,8 @@
             action_repeat: 4
 
 Optional: ``name`` (default: the file's name), ``description``, ``root`` (default: results/suites/<name>) and
-``rows`` (default: <root>/rows.jsonl), relative to the current directory.
+``rows`` (default: <root>/rows.jsonl), relative to the current directory; ``targets`` (task -> return): the
+return the report counts env steps to, recorded in each row as ``target_return``.
 
 A cell (task, agent, seed) is an ordinary run directory ``<root>/<agent>-<task>-s<seed>`` trained by
 ``load_config(presets, overrides)`` with the protocol applied last, so no preset can change it. Overrides may not
@@ -116,6 +117,8 @@ class SuiteFile:
     """Folder of the cells' run directories (default: results/suites/<name>)."""
     rows: str = ""
     """Rows file (default: <root>/rows.jsonl)."""
+    targets: dict = field(default_factory=dict)
+    """Task -> the return the report counts env steps to (and compares sample efficiency at); not protocol."""
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,11 @@ class Suite:
     agents: dict[str, AgentEntry]
     root: Path
     rows: Path
+    targets: dict[str, float] = field(default_factory=dict)
 
     def cells(self) -> list[Cell]:
-        return [Cell(t, a, s) for t in self.tasks for a in self.agents for s in self.seeds]
+        """Seed-major, so an interrupted suite has whole seeds of every (task, agent), not all seeds of a few."""
+        return [Cell(t, a, s) for s in self.seeds for t in self.tasks for a in self.agents]
 
     def protocol(self, task: str) -> dict:
         """The protocol rows record: the task and its fields (the task's action repeat, not a pairing's)."""
@@ -151,8 +156,10 @@ class Suite:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def row_fields(self, task: str) -> dict:
-        """What the suite adds to each row of a task: its name, the protocol and the protocol's hash."""
-        return {"suite": self.name, "protocol": self.protocol(task), "protocol_id": self.protocol_id(task)}
+        """What the suite adds to each row of a task: its name, the protocol, the protocol's hash and the target
+        return, when the suite states one."""
+        fields = {"suite": self.name, "protocol": self.protocol(task), "protocol_id": self.protocol_id(task)}
+        return fields | ({"target_return": self.targets[task]} if task in self.targets else {})
 
     def run_dir(self, cell: Cell) -> Path:
         return self.root / cell.name
@@ -293,12 +300,24 @@ def load_suite(path: str | Path, root: str | Path | None = None, rows: str | Pat
         for task, protocol in tasks.items():
             _check_protocol(task, protocol)
         agents = {str(a): _agent_entry(str(a), e, tasks) for a, e in raw.agents.items()}
+        targets = _targets(raw.targets, tasks)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     name = raw.name or path.stem
     root_dir = Path(root or raw.root or f"results/suites/{name}").resolve()
     rows_file = Path(rows or (raw.rows if not root else "") or root_dir / "rows.jsonl").resolve()
-    return Suite(path.resolve(), name, seeds, tasks, agents, root_dir, rows_file)
+    return Suite(path.resolve(), name, seeds, tasks, agents, root_dir, rows_file, targets)
+
+
+def _targets(targets: Any, tasks: dict[str, Protocol]) -> dict[str, float]:
+    if not isinstance(targets, dict):
+        raise ConfigError(f"targets: expected a mapping task -> return, got {targets!r}")
+    for task, value in targets.items():
+        if task not in tasks:
+            raise ConfigError(f"targets.{task}: not a task of this suite (its tasks: {', '.join(tasks)})")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"targets.{task}: expected a number (a return), got {value!r}")
+    return {str(t): float(v) for t, v in targets.items()}
 
 
 def protocol_differences(saved: dict, cfg: Config) -> list[str]:
