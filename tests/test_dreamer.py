@@ -201,6 +201,19 @@ def test_act_keeps_a_recurrent_state_and_returns_env_actions():
     assert not torch.equal(state[0].deter, state2[0].deter)
 
 
+@pytest.mark.parametrize("discrete", [False, True])
+def test_model_check_predicts_the_executed_actions_rewards_from_every_posterior(discrete):
+    """Failure modes on one episode: horizon-5 windows from each of its 11 transitions' starts (12 - 5 = 7)."""
+    a = agent("state", discrete=discrete)
+    episode = {key: value[0] for key, value in batch("state", discrete=discrete).items()}
+    metrics = a.model_check(episode)
+    assert metrics["failure/horizon"] == 5.0
+    achieved = np.lib.stride_tricks.sliding_window_view(episode["reward"][1:], 5).sum(-1).mean()
+    assert metrics["failure/achieved_return"] == pytest.approx(achieved, rel=1e-5)
+    assert metrics["failure/exploitation"] == pytest.approx(metrics["failure/predicted_return"] - achieved, rel=1e-4)
+    assert metrics["failure/model_error"] > 0  # the world-model loss of an untrained model
+
+
 def test_train_script_tiny_dreamer_writes_a_readable_imagination_video(tmp_path):
     import io
 

@@ -329,6 +329,9 @@ def test_train_script_smoke_run_and_resume(tmp_path):
     run_dir = train(load_config([ROOT / "configs/tdmpc/tiny.yaml"], overrides))
     evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
     assert evals[-1]["env_steps"] == 300 and evals[-1]["grad_steps"] == 100  # (300 - 100) x 0.5
+    failure = evals[-1]["failure"]  # failure modes of the episodes collected after the first update
+    assert set(failure) == {"model_error", "exploitation", "predicted_return", "achieved_return", "horizon"}
+    assert all(math.isfinite(v) for v in failure.values()) and failure["model_error"] >= 0
     train(load_config([run_dir / "config.yaml"], ["train.env_steps=400", "train.eval_every=400"]), resume=run_dir)
     agent, _ = load_agent(run_dir)
     assert agent.updates == 150

@@ -88,6 +88,12 @@ class Agent:
         observing the first ``context`` steps and predicting the rest open-loop from the replayed actions."""
         return None
 
+    def model_check(self, episode: dict) -> dict[str, float] | None:
+        """Failure-mode metrics (models/model_check.py) on an episode just collected, in the replay's layout:
+        what the model predicted for the agent's own actions against what happened, and the model's error; None
+        for an agent without a model, or before its model has learned anything."""
+        return None
+
     def state_dict(self) -> dict:
         raise NotImplementedError
 

@@ -97,6 +97,10 @@ class MBACAgent(Agent):
         action, _, _ = self.behaviour.actor(states, explore=explore)
         return action.clamp(-1, 1).cpu().numpy(), state, {}  # [N, A]
 
+    def model_check(self, episode: dict) -> dict[str, float] | None:
+        """Failure modes over the imagination horizon (models/model_check.py); None before the first refit."""
+        return self.state_model.check(episode, self.cfg.horizon) if self.fitted else None
+
     def state_dict(self) -> dict:
         return {
             **self.state_model.state_dict(),

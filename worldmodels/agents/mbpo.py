@@ -197,6 +197,10 @@ class MBPOAgent(Agent):
         states = torch.as_tensor(obs["state"], dtype=torch.float32, device=self.device)  # [N, S]
         return self.learner.act({"state": states}, deterministic=not explore).cpu().numpy(), state, {}
 
+    def model_check(self, episode: dict) -> dict[str, float] | None:
+        """Failure modes over the rollout length in force (models/model_check.py); None before the first refit."""
+        return self.state_model.check(episode, self.rollout_length) if self.fits else None
+
     def state_dict(self) -> dict:
         return {
             **self.state_model.state_dict(),

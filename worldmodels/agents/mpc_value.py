@@ -64,6 +64,10 @@ class MPCValueAgent(MBPOAgent):
             return self.rng.uniform(-1, 1, (len(obs["state"]), self.action_dim)).astype(np.float32), None, {}
         return receding_horizon_act(obs, state, self.plan, self.device)
 
+    def model_check(self, episode: dict) -> dict[str, float] | None:
+        """Failure modes over the planning horizon (models/model_check.py); None before the first refit."""
+        return self.state_model.check(episode, self.cfg.horizon) if self.fits else None
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "rng": self.rng.bit_generator.state}
 

@@ -122,6 +122,10 @@ class PETSAgent(Agent):
         report = kstep_report(self.model, f32(data["state"]), f32(data["action"]), context, f32(data["reward"]))
         return {"images": {"report/kstep": kstep_figure(report)}, "scalars": report.scalars()}
 
+    def model_check(self, episode: dict) -> dict[str, float] | None:
+        """Failure modes over the planning horizon (models/model_check.py); None before the first refit."""
+        return self.state_model.check(episode, self.cfg.horizon) if self.fitted else None
+
     def state_dict(self) -> dict:
         return {
             **self.state_model.state_dict(),

@@ -26,6 +26,7 @@ import torch
 from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, register
 from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
+from worldmodels.models.model_check import actions_of_episode, executed_windows, failure_metrics
 from worldmodels.models.muzero import stack_frames
 from worldmodels.models.tdmpc import TDMPCModel, frame_reads
 from worldmodels.nets.conv import random_shift
@@ -336,6 +337,25 @@ class TDMPCAgent(Agent):
         return unroll_report(unroll)
 
     # -- checkpointing --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def model_check(self, episode: dict) -> dict[str, float]:
+        """Failure modes over the planning horizon (models/model_check.py): from the latent of every step of the
+        fresh episode, the rewards the latent dynamics predict for the executed actions; model_error is the
+        one-step latent consistency error ||d(z_t, a) - enc(o_t+1)||^2 (per latent dim), its dynamics objective."""
+        obs = {}
+        if "state" in episode:
+            obs["state"] = torch.as_tensor(episode["state"], dtype=torch.float32, device=self.device)  # [T + 1, S]
+        if "pixels" in episode:
+            reads = frame_reads(torch.as_tensor(episode["is_first"])[None], self.frames)[0]  # [T + 1, F]
+            obs["pixels"] = stack_frames(torch.as_tensor(episode["pixels"])[reads]).to(self.device)
+        with autocast(self.bf16, self.device):
+            z = self.model.encode(obs).float()  # [T + 1, L]
+            starts, actions, achieved = executed_windows(episode, self.cfg.horizon, self.device)
+            _, predicted = self.model.rollout(z[starts], actions)  # [N, H]
+            one_step = self.model.next(z[:-1], actions_of_episode(episode, self.device)).float()  # [T, L]
+        error = (one_step - z[1:]).pow(2).mean().item()
+        return failure_metrics(predicted, achieved, error)
+
     def state_dict(self) -> dict:
         return {
             "model": self.model.state_dict(),

@@ -3,7 +3,8 @@
 Row fields: task, agent, seed, env_steps, action_repeat, return_mean, return_std, returns, wall_clock_s,
 updates_per_s, grad_steps, machine, run_dir, obs; rows written since protocols are recorded add eval_episodes,
 time_limit, fast_render, threads, device, protocol (the fields below), commit, dirty, torch, cpu and host (suite
-rows: suite, protocol_id). ``table`` and ``plot_curves`` turn rows into a markdown table and learning-curve PNGs,
+rows: suite, protocol_id and target_return when the suite states one); rows of model-based agents add failure
+(models/model_check.py). ``table`` and ``plot_curves`` turn rows into a markdown table and learning-curve PNGs,
 one comparison per task and protocol: rows of different protocols are never compared, and the table says why.
 """
 
@@ -17,6 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from worldmodels.analysis.failure_report import failure_table, plot_failure
 
 
 def machine_description() -> str:
@@ -122,6 +125,7 @@ def rows_from_run(
                 "updates_per_s": e["grad_steps"] / e["wall_s"] if e["wall_s"] > 0 else 0.0,
                 "machine": machine,
                 "run_dir": str(run_dir),
+                **({"failure": e["failure"]} if "failure" in e else {}),
                 **(extra or {}),
             }
         )
@@ -198,9 +202,10 @@ def _curves(rows: list[dict]) -> dict[tuple[str, str, str], dict[int, dict[int, 
     return curves
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], targets: dict[str, float] | None = None, baseline: str = "sac") -> str:
     """Markdown, one section per task and one table per protocol of it: per agent, the final eval return (mean ±
-    std over seeds) and the best seen. A task whose rows have several protocols says which fields differ."""
+    std over seeds) and the best seen, then the sample-efficiency table (``efficiency_table``). A task whose rows
+    have several protocols says which fields differ. ``targets`` (task -> return) win over the rows' own."""
     out = []
     for c in comparisons(rows):
         if c["index"] == 1:
@@ -211,7 +216,65 @@ def table(rows: list[dict]) -> str:
         heading = f"### protocol {c['index']} of {c['count']}: " if c["count"] > 1 else "Protocol: "
         out.append(f"{heading}{describe(c['protocol'])}.\n")
         out.append(_table(c["rows"], c["protocol"]["action_repeat"]))
-    return "\n".join(out)
+        target = (targets or {}).get(c["task"], _row_target(c["rows"]))
+        if len({r["env_steps"] for r in c["rows"]}) > 1:
+            out.append(efficiency_table(c["rows"], target, baseline))
+        out.append(failure_table(c["rows"]))
+    return "\n".join(line for line in out if line)
+
+
+def _row_target(rows: list[dict]) -> float | None:
+    """The target return the rows state (suite rows carry the suite's ``target_return``), if they agree on one."""
+    stated = {r["target_return"] for r in rows if r.get("target_return") is not None}
+    return stated.pop() if len(stated) == 1 else None
+
+
+def report_budgets(steps: list[int]) -> list[int]:
+    """Up to three of a comparison's eval points to report returns at: about a quarter, half and all the budget."""
+    steps = sorted(set(steps))
+    picks = [min(steps, key=lambda x: abs(x - steps[-1] * share)) for share in (0.25, 0.5, 1.0)]
+    return sorted(set(picks))
+
+
+def efficiency_table(rows: list[dict], target: float | None, baseline: str = "sac") -> str:
+    """Markdown: per (obs, agent), the eval return at fixed budgets as mean ± 95% t interval over seeds, and, with a
+    target return, the env steps to first reach it and how many times fewer than the baseline agent needed."""
+    from worldmodels.analysis.statistics import efficiency_ratio, format_interval, steps_to_return
+
+    curves = _curves(rows)
+    budgets = report_budgets([x for seeds in curves.values() for curve in seeds.values() for x in curve])
+    head = [f"return at {b:,}" for b in budgets]
+    if target is not None:
+        head += [f"env steps to {target:g} (seeds reaching it)", f"fewer env steps than {baseline}"]
+    lines = [
+        f"Returns: mean ± 95% interval over seeds (Student t).{_target_words(target, baseline)}\n",
+        "| obs | agent | seeds | " + " | ".join(head) + " |",
+        "|---|---|---|" + "---|" * len(head),
+    ]
+    base = [seeds for (_, _, agent), seeds in curves.items() if agent == baseline]
+    base_steps = steps_to_return(base[0], target) if target is not None and len(base) == 1 else None
+    for (_, obs, agent), seeds in sorted(curves.items()):
+        cells = [format_interval([c[b] for c in seeds.values()]) if _all_have(seeds, b) else "" for b in budgets]
+        if target is not None:
+            steps = steps_to_return(seeds, target)
+            ratio = "" if base_steps is None or agent == baseline else efficiency_ratio(base_steps, steps)
+            cells += [str(steps), ratio]
+        lines.append(f"| {obs} | {agent} | {len(seeds)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _all_have(seeds: dict[int, dict[int, float]], steps: int) -> bool:
+    return all(steps in curve for curve in seeds.values())
+
+
+def _target_words(target: float | None, baseline: str) -> str:
+    if target is None:
+        return " No target return stated (suite files state one per task under `targets:`)."
+    return (
+        f" Env steps to {target:g}: the first evaluation at or above it, averaged over seeds; a seed that never "
+        f"reaches it counts its budget and makes the figure a lower bound (>). Fewer env steps than {baseline}: "
+        f"{baseline}'s figure over the agent's (> or < where one side is such a bound)."
+    )
 
 
 def _table(rows: list[dict], action_repeat) -> str:
@@ -249,12 +312,10 @@ def curve_label(agent: str, n_seeds: int) -> str:
 
 def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
     """One PNG per task, observation kind and protocol: eval return against env steps, mean over seeds with the
-    min-max band. A task with several protocols gets one file per protocol (-p1, -p2, ...)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    min-max band; where a comparison has several observation kinds (latent agents on pixels, state agents on
+    state), one more PNG, ``<task>-all``, puts them all on one plot (pixels dashed, 95% interval bands); where
+    rows carry failure-mode metrics, ``<task>-failure`` plots them (analysis/failure_report.py). A task with
+    several protocols gets one file per protocol (-p1, -p2, ...)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for c in comparisons(rows):
@@ -262,20 +323,53 @@ def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
         for (_, obs, agent), seeds in _curves(c["rows"]).items():
             by_obs[obs].append((agent, seeds))
         suffix = f"-p{c['index']}" if c["count"] > 1 else ""
+        which = f", protocol {c['index']} of {c['count']}" if c["count"] > 1 else ""
+        stem = c["task"].replace(":", "_").replace("/", "_")
         for obs, entries in sorted(by_obs.items()):
-            fig, ax = plt.subplots(figsize=(6, 4))
-            for agent, seeds in entries:
-                common = sorted(set.intersection(*(set(s) for s in seeds.values())))
-                values = np.array([[seeds[s][x] for x in common] for s in seeds])  # [seeds, points]
-                ax.plot(common, values.mean(0), label=curve_label(agent, len(seeds)))
-                ax.fill_between(common, values.min(0), values.max(0), alpha=0.2)
-            which = f", protocol {c['index']} of {c['count']}" if c["count"] > 1 else ""
-            ax.set(xlabel="env steps", ylabel="eval return", title=f"{c['task']} ({obs}{which})")
-            ax.grid(alpha=0.3)
-            ax.legend()
-            fig.tight_layout()
-            path = out_dir / f"{c['task'].replace(':', '_').replace('/', '_')}-{obs}{suffix}.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            written.append(path)
+            lines = [(curve_label(agent, len(seeds)), seeds, "-") for agent, seeds in entries]
+            path = out_dir / f"{stem}-{obs}{suffix}.png"
+            written.append(_plot(lines, f"{c['task']} ({obs}{which})", path, band="range"))
+        if len(by_obs) > 1:
+            lines = [
+                (f"{agent} ({obs}, {len(seeds)} seed{'s' if len(seeds) != 1 else ''})", seeds, _style(obs))
+                for obs, entries in sorted(by_obs.items())
+                for agent, seeds in entries
+            ]
+            title = f"{c['task']}: {' and '.join(sorted(by_obs))}{which}, 95% intervals"
+            written.append(_plot(lines, title, out_dir / f"{stem}-all{suffix}.png", band="interval95"))
+        failure = plot_failure(c["rows"], f"{c['task']}{which}: failure modes", out_dir / f"{stem}-failure{suffix}.png")
+        written += [failure] if failure else []
     return written
+
+
+def _style(obs: str) -> str:
+    return "--" if obs == "pixels" else "-"
+
+
+def _plot(lines: list[tuple[str, dict, str]], title: str, path: Path, band: str) -> Path:
+    """lines: (label, seed -> curve, line style); band 'range' (min-max over seeds) or 'interval95'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from worldmodels.analysis.statistics import interval95
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label, seeds, style in lines:
+        common = sorted(set.intersection(*(set(s) for s in seeds.values())))
+        values = np.array([[seeds[s][x] for x in common] for s in seeds])  # [seeds, points]
+        (line,) = ax.plot(common, values.mean(0), style, label=label)
+        if band == "range":
+            low, high = values.min(0), values.max(0)
+        else:
+            half = np.array([interval95(values[:, i])[1] for i in range(len(common))])  # NaN for one seed: no band
+            low, high = values.mean(0) - half, values.mean(0) + half
+        ax.fill_between(common, low, high, alpha=0.15, color=line.get_color())
+    ax.set(xlabel="env steps", ylabel="eval return", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

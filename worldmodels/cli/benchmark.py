@@ -119,6 +119,14 @@ def parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
+    report.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="TASK=RETURN",
+        help="count env steps to this return on TASK (repeatable; default: the target suite rows carry)",
+    )
+    report.add_argument("--baseline", default="sac", help="agent the sample-efficiency ratio is taken against")
     return p
 
 
@@ -259,13 +267,27 @@ def report(args) -> int:
     from worldmodels.analysis.benchmark import plot_curves, read_rows, table
 
     rows = read_rows(args.results)
-    markdown = table(rows)
+    markdown = table(rows, parse_targets(args.target), args.baseline)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(markdown)
     pngs = plot_curves(rows, args.out / "curves")
     print(markdown)
     print("\n".join(f"wrote {p}" for p in [args.out / "table.md", *pngs]))
     return 0
+
+
+def parse_targets(items: list[str]) -> dict[str, float]:
+    """['gym:Pendulum-v1=-200'] -> {'gym:Pendulum-v1': -200.0} (tasks contain ':', so split at the last '=')."""
+    targets = {}
+    for item in items:
+        task, _, value = item.rpartition("=")
+        try:
+            targets[task] = float(value)
+        except ValueError:
+            task = ""
+        if not task:
+            raise UsageError(f"--target {item!r}: expected TASK=RETURN, e.g. --target gym:Pendulum-v1=-200")
+    return targets
 
 
 def main(argv: list[str] | None = None) -> int:

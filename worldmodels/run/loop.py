@@ -137,6 +137,7 @@ class Trainer:
         self.counters = Counters(next_eval=t.eval_every, next_checkpoint=t.checkpoint_every, next_report=t.report_every)
         self.rng = np.random.default_rng(cfg.train.seed)
         self.last_eval, self.last_eval_step = float("nan"), -1
+        self.failure_since_eval: list[dict[str, float]] = []  # model_check metrics of the episodes since an eval
         if resume:
             self._restore()
         self.metrics = MeanTracker()
@@ -250,6 +251,11 @@ class Trainer:
             tick = self._periodic(tick)
 
     def _finish_episode(self, episode: dict, builder: EpisodeBuilder, obs: dict, i: int) -> None:
+        if self.counters.grad_steps > 0:  # the model has learned something: how it fares on a fresh episode
+            failure = self.agent.model_check(episode)
+            if failure:
+                self.metrics.add(failure)
+                self.failure_since_eval.append(failure)
         self.replay.add_episode(episode, save=self.cfg.replay.save_episodes)
         self.counters.episodes += 1
         builder.start(i, {k: v[i] for k, v in obs.items()})
@@ -378,6 +384,10 @@ class Trainer:
             "eval_s": round(time.time() - start, 2),
             **result.summary(),
         }
+        if self.failure_since_eval:  # the agent's model_check metrics, mean over the episodes since the last eval
+            keys = self.failure_since_eval[0]
+            row["failure"] = {k.split("/")[-1]: float(np.mean([m[k] for m in self.failure_since_eval])) for k in keys}
+            self.failure_since_eval = []
         with open(self.run_dir / "evals.jsonl", "a") as handle:
             handle.write(json.dumps(row) + "\n")
         self.logger.progress(c.env_steps, eval=f"{result.mean:.1f}")

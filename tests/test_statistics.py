@@ -1,0 +1,107 @@
+"""The report's statistics on worked examples: t intervals, env steps to a return, sample-efficiency ratios."""
+
+import math
+
+import pytest
+
+from worldmodels.analysis.benchmark import efficiency_table, plot_curves, report_budgets, table
+from worldmodels.analysis.statistics import (
+    StepsToReturn,
+    efficiency_ratio,
+    first_reach,
+    format_interval,
+    interval95,
+    steps_to_return,
+    t_quantile,
+)
+
+
+def test_interval_is_student_t_on_a_worked_example():
+    # values 1, 2, 3: mean 2, sample std 1, t(2 dof) = 4.303 -> half-width 4.303 / sqrt(3) = 2.484
+    mean, half = interval95([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3), abs=1e-9)
+    assert format_interval([1.0, 2.0, 3.0], digits=1) == "2.0 ± 2.5"
+    assert format_interval([-150.0]) == "-150" and math.isnan(interval95([5.0])[1])
+    assert t_quantile(1) == 12.706 and t_quantile(30) == pytest.approx(2.042, abs=0.003)
+    assert t_quantile(100) == pytest.approx(1.984, abs=0.003)
+    with pytest.raises(ValueError, match="at least 2 values"):
+        t_quantile(0)
+
+
+def test_steps_to_return_counts_a_seed_that_never_gets_there_at_its_budget():
+    assert first_reach({1000: -900.0, 2000: -240.0, 3000: -260.0}, -250.0) == 2000
+    assert first_reach({1000: -900.0}, -250.0) is None
+    seeds = {0: {1000: -900.0, 2000: -200.0}, 1: {1000: -150.0, 2000: -140.0}}
+    assert steps_to_return(seeds, -250.0) == StepsToReturn(1500.0, 2, 2)
+    censored = steps_to_return({0: {1000: -900.0, 4000: -800.0}, 1: {1000: -100.0, 4000: -90.0}}, -250.0)
+    assert censored == StepsToReturn(2500.0, 1, 2) and str(censored) == ">2,500 (1/2)"
+
+
+def test_efficiency_ratio_is_a_bound_when_one_side_never_reached_the_return():
+    sac, fast = StepsToReturn(8000.0, 3, 3), StepsToReturn(2000.0, 3, 3)
+    assert efficiency_ratio(sac, fast) == "4.0x"
+    assert efficiency_ratio(StepsToReturn(10000.0, 1, 3), fast) == ">5.0x"  # SAC's true figure is larger
+    assert efficiency_ratio(fast, StepsToReturn(10000.0, 2, 3)) == "<0.2x"
+    assert efficiency_ratio(StepsToReturn(10000.0, 0, 3), StepsToReturn(10000.0, 2, 3)) == "-"
+
+
+def curve_rows(agent, obs, seed, curve, target=None):
+    protocol = {"task": "T", "env_steps": 4000, "eval_every": 1000, "eval_episodes": 2, "time_limit": None}
+    protocol |= {"fast_render": False, "action_repeat": 1}
+    return [
+        {
+            "task": "T",
+            "agent": agent,
+            "obs": obs,
+            "seed": seed,
+            "env_steps": x,
+            "action_repeat": 1,
+            "return_mean": y,
+            "wall_clock_s": 1.0,
+            "updates_per_s": 1.0,
+            "protocol": protocol,
+            **({"target_return": target} if target is not None else {}),
+        }
+        for x, y in curve.items()
+    ]
+
+
+def suite_rows():
+    sac = [{1000: -1200.0, 2000: -900.0, 3000: -240.0, 4000: -200.0}, {1000: -1300, 2000: -800, 3000: -600, 4000: -220}]
+    mbac = [
+        {1000: -1200.0, 2000: -200.0, 3000: -150.0, 4000: -140.0},
+        {1000: -1100, 2000: -190, 3000: -170, 4000: -150},
+    ]
+    dreamer = [{1000: -1200.0, 2000: -1000.0, 3000: -900.0, 4000: -700.0}]
+    rows = [r for s, c in enumerate(sac) for r in curve_rows("sac", "state", s, c, target=-250.0)]
+    rows += [r for s, c in enumerate(mbac) for r in curve_rows("mbac", "state", s, c, target=-250.0)]
+    return rows + [r for s, c in enumerate(dreamer) for r in curve_rows("dreamer", "pixels", s, c, target=-250.0)]
+
+
+def test_efficiency_table_on_a_worked_example():
+    markdown = efficiency_table(suite_rows(), -250.0)
+    assert "| obs | agent | seeds | return at 1,000 | return at 2,000 | return at 4,000 | env steps to -250" in markdown
+    # sac reaches -250 at 3000 and 4000 (mean 3500); mbac at 2000 and 2000: 1.75x fewer env steps
+    sac_line = "| state | sac | 2 | -1250 ± 635 | -850 ± 635 | -210 ± 127 | 3,500 (2/2) |  |"
+    assert sac_line in markdown
+    assert "| state | mbac | 2 | -1150 ± 635 | -195 ± 64 | -145 ± 64 | 2,000 (2/2) | 1.8x |" in markdown
+    assert "| pixels | dreamer | 1 | -1200 | -1000 | -700 | >4,000 (0/1) | <0.9x |" in markdown
+
+
+def test_table_takes_the_target_from_the_rows_and_the_command_line_wins():
+    assert "env steps to -250 (seeds reaching it)" in table(suite_rows())
+    assert "env steps to -180 (seeds reaching it)" in table(suite_rows(), targets={"T": -180.0})
+    no_target = [{k: v for k, v in r.items() if k != "target_return"} for r in suite_rows()]
+    assert "No target return stated" in table(no_target)
+
+
+def test_report_budgets_are_about_a_quarter_a_half_and_all_of_the_budget():
+    assert report_budgets([1000, 2000, 3000, 4000]) == [1000, 2000, 4000]
+    assert report_budgets(list(range(10000, 100001, 10000))) == [20000, 50000, 100000]  # a tie goes to the earlier
+    assert report_budgets([400]) == [400]
+
+
+def test_latent_and_state_agents_share_one_plot(tmp_path):
+    names = sorted(p.name for p in plot_curves(suite_rows(), tmp_path))
+    assert names == ["T-all.png", "T-pixels.png", "T-state.png"]
+    assert (tmp_path / "T-all.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,52 @@
+"""Failure modes of model-based agents, measured on each episode an agent has just collected (not yet trained on).
+
+Dimension letters: T transitions in the episode, H the agent's horizon, N = T - H + 1 windows, A action dims.
+
+- Model exploitation: a planner picks the actions its model rates highest, and an imagining actor-critic learns
+  the actions its model rates highest, so the model's errors are selected for: on the agent's own actions the
+  model is optimistic. From every real state s_t of the episode the model predicts the H-step return of the
+  actions the agent then executed, open loop; ``exploitation`` = predicted - achieved, averaged over windows
+  (0 for an unbiased model; positive: the agent exploits the model's errors).
+- Objective mismatch: the model is trained for prediction, not for return. ``model_error`` is the model's own
+  training objective (or its one-step error) on the fresh episode; plotted against the eval return over training
+  it shows whether a better model meant a better agent.
+
+Every agent with a model implements ``model_check(episode) -> metrics | None`` (agents/base.py) with these helpers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+PREFIX = "failure/"
+
+
+def actions_of_episode(episode: dict, device=None) -> torch.Tensor:
+    """An episode's executed actions a_1..a_T as float32 [T, A] (a discrete action as one column)."""
+    actions = torch.as_tensor(np.asarray(episode["action"][1:], np.float32), device=device)
+    return actions[:, None] if actions.ndim == 1 else actions
+
+
+def executed_windows(episode: dict, horizon: int, device=None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """An episode in the replay's layout (action t and reward t lead into step t; entry 0 is the reset) ->
+    (window starts t [N], executed actions a_{t+1..t+H} [N, H, A] float32, achieved rewards [N, H] float32).
+    H is cut to the episode's length."""
+    actions = actions_of_episode(episode, device)  # [T, A]
+    rewards = torch.as_tensor(np.asarray(episode["reward"][1:], np.float32), device=device)  # [T]
+    horizon = min(horizon, len(rewards))
+    starts = np.arange(len(rewards) - horizon + 1)  # [N]
+    windows = actions.unfold(0, horizon, 1).transpose(1, 2)  # [N, H, A]
+    return starts, windows.contiguous(), rewards.unfold(0, horizon, 1)  # [N, H]
+
+
+def failure_metrics(predicted: torch.Tensor, achieved: torch.Tensor, model_error: float) -> dict[str, float]:
+    """predicted, achieved rewards [N, H] of the executed windows -> the logged failure-mode metrics."""
+    predicted_return, achieved_return = predicted.float().sum(-1), achieved.float().sum(-1)  # [N]
+    return {
+        f"{PREFIX}predicted_return": predicted_return.mean().item(),
+        f"{PREFIX}achieved_return": achieved_return.mean().item(),
+        f"{PREFIX}exploitation": (predicted_return - achieved_return).mean().item(),
+        f"{PREFIX}model_error": float(model_error),
+        f"{PREFIX}horizon": float(predicted.shape[-1]),
+    }
