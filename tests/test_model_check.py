@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from worldmodels.agents.state_model import StateModel, StateModelConfig
-from worldmodels.models.model_check import executed_windows, failure_metrics
+from worldmodels.models.model_check import check_metrics, executed_windows, failure_metrics
 
 
 def episode(T=6, S=3, A=2, seed=0):
@@ -47,9 +47,9 @@ def test_an_ensemble_that_overrates_every_reward_by_one_shows_exploitation_of_ex
     cfg = StateModelConfig(members=3, hidden=(16,), probabilistic=False)
     model = StateModel(cfg, state_dim=3, action_dim=2, device=torch.device("cpu"))
     ep = episode(T=20)
-    before = model.check(ep, horizon=5)
+    before = check_metrics(model.open_loop(ep, 5), ep)
     model.ensemble.out_mean[-1] += 1.0  # the reward output only: states are predicted as before
-    after = model.check(ep, horizon=5)
+    after = check_metrics(model.open_loop(ep, 5), ep)
     assert after["failure/exploitation"] - before["failure/exploitation"] == pytest.approx(5.0, abs=1e-4)
     assert after["failure/achieved_return"] == before["failure/achieved_return"]
     assert after["failure/model_error"] == before["failure/model_error"] and math.isfinite(after["failure/model_error"])
@@ -65,7 +65,7 @@ def test_model_error_is_the_one_step_relative_state_error():
     model.ensemble.out_mean.zero_()
     s = torch.as_tensor(ep["state"])
     expected = ((s[:-1] - s[1:]).norm(dim=-1) / s[1:].norm(dim=-1)).mean().item()
-    assert model.check(ep, horizon=3)["failure/model_error"] == pytest.approx(expected, rel=1e-5)
+    assert model.open_loop(ep, 3).model_error == pytest.approx(expected, rel=1e-5)
 
 
 def failure_row(agent, seed, steps, ret, error, predicted, achieved):

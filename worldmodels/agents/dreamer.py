@@ -15,7 +15,7 @@ from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, regi
 from worldmodels.behaviours.actor_critic import ActorCriticSettings, ImaginedActorCritic
 from worldmodels.config import AgentConfig, settings_from
 from worldmodels.envs import action_dim, is_discrete
-from worldmodels.models.model_check import executed_windows, failure_metrics
+from worldmodels.models.model_check import OpenLoop, check_metrics, executed_windows
 from worldmodels.models.rssm import WorldModel
 from worldmodels.nets.guarded_step import guarded_step
 from worldmodels.nets.precision import autocast, use_bf16
@@ -164,21 +164,24 @@ class DreamerAgent(Agent):
         images = {"report/openloop_errors": report_figure(report)}
         return {"videos": {"report/openloop": report.video}, "images": images, "scalars": report.scalars()}
 
-    @torch.no_grad()
     def model_check(self, episode: dict) -> dict[str, float]:
-        """Failure modes over the imagination horizon (models/model_check.py): from the posterior of every step of
-        the fresh episode, the rewards the RSSM's prior predicts for the executed actions; model_error is the
-        world-model loss (its training objective) on the episode."""
+        """Failure modes over the imagination horizon (models/model_check.py)."""
+        return check_metrics(self.open_loop(episode, self.cfg.horizon), episode)
+
+    @torch.no_grad()
+    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+        """From the posterior of every step of the episode, the rewards the RSSM's prior predicts for the executed
+        actions; model_error is the world-model loss (its training objective) on the episode."""
         data = self.to_torch({key: value[None] for key, value in episode.items()})  # [1, T + 1, ...]
         with autocast(self.bf16, self.device):
             loss, states, _ = self.wm.loss(
                 data["obs"], data["action"], data["reward"], data["is_first"], data["is_terminal"]
             )
             windows = {"action": data["action"][0].float().cpu().numpy(), "reward": episode["reward"]}
-            starts, actions, achieved = executed_windows(windows, self.cfg.horizon, self.device)
+            starts, actions, _ = executed_windows(windows, horizon, self.device)
             starts = torch.as_tensor(starts, device=self.device)
             _, predicted, _ = self.wm.rollout(states.map(lambda x: x[0, starts].float()), actions)  # [N, H]
-        return failure_metrics(predicted, achieved, loss.item())
+        return OpenLoop(predicted.float(), loss.item())
 
     # -- checkpointing --------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -21,6 +21,7 @@ from worldmodels.agents.base import Agent, BatchSpec, Stream, register
 from worldmodels.agents.state_model import StateModel, StateModelConfig, check_state_task
 from worldmodels.behaviours.actor_critic import ActorCriticSettings, ImaginedActorCritic
 from worldmodels.config import settings_from
+from worldmodels.models.model_check import OpenLoop, check_metrics
 from worldmodels.models.state_imagination import StateImagination
 
 
@@ -97,9 +98,13 @@ class MBACAgent(Agent):
         action, _, _ = self.behaviour.actor(states, explore=explore)
         return action.clamp(-1, 1).cpu().numpy(), state, {}  # [N, A]
 
+    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+        """The ensemble's open-loop prediction along an episode (agents/state_model.py)."""
+        return self.state_model.open_loop(episode, horizon)
+
     def model_check(self, episode: dict) -> dict[str, float] | None:
         """Failure modes over the imagination horizon (models/model_check.py); None before the first refit."""
-        return self.state_model.check(episode, self.cfg.horizon) if self.fitted else None
+        return check_metrics(self.open_loop(episode, self.cfg.horizon), episode) if self.fitted else None
 
     def state_dict(self) -> dict:
         return {

@@ -34,6 +34,7 @@ from worldmodels.models.branched import (
     kstep_error,
     scheduled_length,
 )
+from worldmodels.models.model_check import OpenLoop, check_metrics
 from worldmodels.replay.model_buffer import TransitionBuffer
 
 ROLLOUT_MODES = ("schedule", "adaptive")
@@ -197,9 +198,13 @@ class MBPOAgent(Agent):
         states = torch.as_tensor(obs["state"], dtype=torch.float32, device=self.device)  # [N, S]
         return self.learner.act({"state": states}, deterministic=not explore).cpu().numpy(), state, {}
 
+    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+        """The ensemble's open-loop prediction along an episode (agents/state_model.py)."""
+        return self.state_model.open_loop(episode, horizon)
+
     def model_check(self, episode: dict) -> dict[str, float] | None:
         """Failure modes over the rollout length in force (models/model_check.py); None before the first refit."""
-        return self.state_model.check(episode, self.rollout_length) if self.fits else None
+        return check_metrics(self.open_loop(episode, self.rollout_length), episode) if self.fits else None
 
     def state_dict(self) -> dict:
         return {

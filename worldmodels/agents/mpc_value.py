@@ -21,6 +21,7 @@ import torch
 from worldmodels.agents.base import register
 from worldmodels.agents.mbpo import MBPOAgent, MBPOConfig
 from worldmodels.agents.pets import PlannerFields, check_planner, plan_with_ensemble, receding_horizon_act
+from worldmodels.models.model_check import check_metrics
 from worldmodels.nets.precision import use_bf16
 
 
@@ -66,7 +67,7 @@ class MPCValueAgent(MBPOAgent):
 
     def model_check(self, episode: dict) -> dict[str, float] | None:
         """Failure modes over the planning horizon (models/model_check.py); None before the first refit."""
-        return self.state_model.check(episode, self.cfg.horizon) if self.fits else None
+        return check_metrics(self.open_loop(episode, self.cfg.horizon), episode) if self.fits else None
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "rng": self.rng.bit_generator.state}

@@ -20,6 +20,7 @@ from worldmodels.agents.base import Agent, BatchSpec, Stream, register
 from worldmodels.agents.state_model import StateModel, StateModelConfig, check_state_task
 from worldmodels.config import AgentConfig
 from worldmodels.models.ensemble import PROPAGATIONS, particle_rollout
+from worldmodels.models.model_check import OpenLoop, check_metrics
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.planning import cem, mppi, random_shooting, shift_plan
 from worldmodels.reports.kstep import kstep_figure, kstep_report
@@ -122,9 +123,13 @@ class PETSAgent(Agent):
         report = kstep_report(self.model, f32(data["state"]), f32(data["action"]), context, f32(data["reward"]))
         return {"images": {"report/kstep": kstep_figure(report)}, "scalars": report.scalars()}
 
+    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+        """The ensemble's open-loop prediction along an episode (agents/state_model.py)."""
+        return self.state_model.open_loop(episode, horizon)
+
     def model_check(self, episode: dict) -> dict[str, float] | None:
         """Failure modes over the planning horizon (models/model_check.py); None before the first refit."""
-        return self.state_model.check(episode, self.cfg.horizon) if self.fitted else None
+        return check_metrics(self.open_loop(episode, self.cfg.horizon), episode) if self.fitted else None
 
     def state_dict(self) -> dict:
         return {

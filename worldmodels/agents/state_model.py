@@ -15,8 +15,8 @@ from torch import nn
 from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
 from worldmodels.envs.terminations import termination_rule
-from worldmodels.models.ensemble import Ensemble, fit_ensemble, particle_rollout
-from worldmodels.models.model_check import actions_of_episode, executed_windows, failure_metrics
+from worldmodels.models.ensemble import Ensemble, fit_ensemble
+from worldmodels.models.model_check import OpenLoop, actions_of_episode, executed_windows
 from worldmodels.models.termination import TerminationClassifier
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
@@ -119,25 +119,25 @@ class StateModel:
         return metrics
 
     @torch.no_grad()
-    def check(self, episode: dict, horizon: int) -> dict[str, float]:
-        """Failure modes on a fresh episode (models/model_check.py): the H-step returns the ensemble predicts
-        for the executed actions from every real state (one particle per member, each following its member, as
-        PETS propagates), and model_error, the one-step relative state error ||s' - s'_true|| / ||s'_true|| of
-        the members' mean. Its own generator, so training's random streams are untouched."""
+    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+        """From every real state of the episode, the members' mean prediction rolled open loop through the executed
+        actions (rewards after a predicted termination count 0); model_error is the one-step relative state
+        error ||s' - s'_true|| / ||s'_true|| of the members' mean over all the episode's transitions."""
         states = torch.as_tensor(episode["state"], dtype=torch.float32, device=self.device)  # [T + 1, S]
-        starts, actions, achieved = executed_windows(episode, horizon, self.device)  # [N], [N, H, A], [N, H]
-        rollout = particle_rollout(
-            self.ensemble,
-            states[starts],
-            actions[:, None],
-            particles=self.ensemble.members,
-            done_fn=self.done_fn,
-            generator=torch.Generator(device=self.device).manual_seed(len(states)),
-        )
-        mean, _ = self.ensemble.predict(states[:-1], actions_of_episode(episode, self.device))  # [K, T, O]
-        predicted_next = states[:-1] + mean.mean(0)[:, : states.shape[1]]  # [T, S]
-        error = (predicted_next - states[1:]).norm(dim=-1) / states[1:].norm(dim=-1).clamp(min=1e-6)
-        return failure_metrics(rollout.rewards[:, 0], achieved, error.mean().item())
+        starts, actions, _ = executed_windows(episode, horizon, self.device)  # [N], [N, H, A]
+        state, alive = states[starts], torch.ones(len(starts), dtype=torch.bool, device=self.device)
+        predicted_states, rewards = [], []
+        for k in range(actions.shape[1]):
+            mean = self.ensemble.predict(state, actions[:, k])[0].mean(0)  # [N, O]
+            state = state + mean[:, : states.shape[1]]
+            rewards.append(mean[:, -1] * alive)
+            predicted_states.append(state)
+            if self.done_fn is not None:
+                alive = alive & ~self.done_fn(state)
+        mean = self.ensemble.predict(states[:-1], actions_of_episode(episode, self.device))[0].mean(0)  # [T, O]
+        truth = states[1:]
+        error = (states[:-1] + mean[:, : states.shape[1]] - truth).norm(dim=-1) / truth.norm(dim=-1).clamp(min=1e-6)
+        return OpenLoop(torch.stack(rewards, 1), error.mean().item(), torch.stack(predicted_states, 1))
 
     def state_dict(self) -> dict:
         out = {"model": self.ensemble.state_dict()}

@@ -26,7 +26,7 @@ import torch
 from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, register
 from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
-from worldmodels.models.model_check import actions_of_episode, executed_windows, failure_metrics
+from worldmodels.models.model_check import OpenLoop, actions_of_episode, check_metrics, executed_windows
 from worldmodels.models.muzero import stack_frames
 from worldmodels.models.tdmpc import TDMPCModel, frame_reads
 from worldmodels.nets.conv import random_shift
@@ -337,11 +337,15 @@ class TDMPCAgent(Agent):
         return unroll_report(unroll)
 
     # -- checkpointing --------------------------------------------------------------------------------------
-    @torch.no_grad()
     def model_check(self, episode: dict) -> dict[str, float]:
-        """Failure modes over the planning horizon (models/model_check.py): from the latent of every step of the
-        fresh episode, the rewards the latent dynamics predict for the executed actions; model_error is the
-        one-step latent consistency error ||d(z_t, a) - enc(o_t+1)||^2 (per latent dim), its dynamics objective."""
+        """Failure modes over the planning horizon (models/model_check.py)."""
+        return check_metrics(self.open_loop(episode, self.cfg.horizon), episode)
+
+    @torch.no_grad()
+    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+        """From the latent of every step of the episode, the rewards the latent dynamics predict for the executed
+        actions; model_error is the one-step latent consistency error ||d(z_t, a) - enc(o_t+1)||^2 (per latent
+        dim), its dynamics objective."""
         obs = {}
         if "state" in episode:
             obs["state"] = torch.as_tensor(episode["state"], dtype=torch.float32, device=self.device)  # [T + 1, S]
@@ -350,11 +354,10 @@ class TDMPCAgent(Agent):
             obs["pixels"] = stack_frames(torch.as_tensor(episode["pixels"])[reads]).to(self.device)
         with autocast(self.bf16, self.device):
             z = self.model.encode(obs).float()  # [T + 1, L]
-            starts, actions, achieved = executed_windows(episode, self.cfg.horizon, self.device)
+            starts, actions, _ = executed_windows(episode, horizon, self.device)
             _, predicted = self.model.rollout(z[starts], actions)  # [N, H]
             one_step = self.model.next(z[:-1], actions_of_episode(episode, self.device)).float()  # [T, L]
-        error = (one_step - z[1:]).pow(2).mean().item()
-        return failure_metrics(predicted, achieved, error)
+        return OpenLoop(predicted.float(), (one_step - z[1:]).pow(2).mean().item())
 
     def state_dict(self) -> dict:
         return {

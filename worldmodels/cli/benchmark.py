@@ -68,6 +68,20 @@ def parser() -> argparse.ArgumentParser:
     act.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     act.add_argument("--repeats", type=int, default=5, help="timed decisions (median reported)")
     act.add_argument("--batch", type=int, default=1, help="envs deciding at once (MuZero: roots searched together)")
+    merr = sub.add_parser(
+        "model-error",
+        help="k-step error of trained runs' models and a linear-Gaussian model on the same held-out episodes",
+        description="Load each run's latest checkpoint, collect random-action episodes on the runs' shared task "
+        "and action repeat, and measure every model's open-loop reward error (and state error, for state models) "
+        "after k = 1..H steps, with the fitted eps, L and the bound eps (L^H - 1) / (L - 1). Writes "
+        "<out>/model_error-<task>.md, .png and appends rows to .jsonl.",
+    )
+    merr.add_argument("runs", nargs="+", type=Path, help="run directories, e.g. results/suites/state/pets-...-s0")
+    merr.add_argument("--episodes", type=int, default=5, help="held-out random-action episodes")
+    merr.add_argument("--train-episodes", type=int, default=20, help="random episodes the linear model is fitted on")
+    merr.add_argument("--horizon", type=int, default=15, help="open-loop steps H (decisions)")
+    merr.add_argument("--seed", type=int, default=1000, help="seed of the held-out episodes")
+    merr.add_argument("--out", type=Path, default=Path("benchmarks/model_error"))
     comp = sub.add_parser("compounding", help="k-step open-loop error of a linear-Gaussian model vs a PETS ensemble")
     comp.add_argument("--task", default="dmc:cartpole-swingup")
     comp.add_argument("--action-repeat", type=int, default=4)
@@ -231,6 +245,17 @@ def compounding(args) -> int:
     return 0
 
 
+def model_error(args) -> int:
+    from worldmodels.analysis.model_error import run_model_error
+
+    try:
+        table, _ = run_model_error(args.runs, args.episodes, args.train_episodes, args.horizon, args.seed, args.out)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    print(table)
+    return 0
+
+
 def muzero_fit(args) -> int:
     from worldmodels.analysis.muzero_fit import prediction_fit
     from worldmodels.config import ConfigError
@@ -300,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         "speed": speed,
         "act-speed": act_speed,
         "compounding": compounding,
+        "model-error": model_error,
         "muzero-fit": muzero_fit,
         "dyna": dyna,
     }

@@ -16,6 +16,8 @@ Every agent with a model implements ``model_check(episode) -> metrics | None`` (
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -38,6 +40,24 @@ def executed_windows(episode: dict, horizon: int, device=None) -> tuple[np.ndarr
     starts = np.arange(len(rewards) - horizon + 1)  # [N]
     windows = actions.unfold(0, horizon, 1).transpose(1, 2)  # [N, H, A]
     return starts, windows.contiguous(), rewards.unfold(0, horizon, 1)  # [N, H]
+
+
+class OpenLoop(NamedTuple):
+    """What a model predicts open loop along an episode (``agent.open_loop(episode, horizon)``), from each real
+    step t of the windows of ``executed_windows`` with the executed actions a_{t+1..t+H}."""
+
+    rewards: torch.Tensor
+    """Predicted rewards [N, H]."""
+    model_error: float
+    """The model's own error on the episode (its training objective or one-step error; see each agent)."""
+    states: torch.Tensor | None = None
+    """Predicted states [N, H, S] (models that predict the state vector), else None."""
+
+
+def check_metrics(open_loop: OpenLoop, episode: dict) -> dict[str, float]:
+    """An agent's open-loop prediction along an episode -> the failure-mode metrics (``failure_metrics``)."""
+    _, _, achieved = executed_windows(episode, open_loop.rewards.shape[1], open_loop.rewards.device)
+    return failure_metrics(open_loop.rewards, achieved, open_loop.model_error)
 
 
 def failure_metrics(predicted: torch.Tensor, achieved: torch.Tensor, model_error: float) -> dict[str, float]:

@@ -1,0 +1,229 @@
+"""Model error for every model on the same held-out episodes (issue 20, part 5).
+
+Dimension letters: E episodes, N windows of an episode, H horizon, S state dims.
+
+Held-out episodes come from uniformly random actions on the task at the runs' shared action repeat, so no
+model saw them and none is favoured by its own policy's data. Each trained agent predicts open loop from every
+real step of them with the executed actions (``agent.open_loop(episode, H)``, models/model_check.py): rewards
+for every model, the state vector for the state models. The k-step errors are averaged over windows and
+episodes: reward |r_hat - r|, state ||s_hat - s|| / ||s||. The linear-Gaussian model is fitted here on separate
+random-action episodes (it predicts states only). For each model the one-step error eps and the growth L are
+fitted (analysis/compounding.py) to its state curve, or to its reward curve when it predicts no state, and the
+bound eps (L^H - 1) / (L - 1) is shown beside the measured error at H.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodels.analysis.compounding import error_bound, fit_growth
+from worldmodels.envs import make_env
+from worldmodels.models.linear_gaussian import LinearGaussianModel
+from worldmodels.models.model_check import OpenLoop, executed_windows
+
+
+def held_out_episodes(spec: str, action_repeat: int, episodes: int, seed: int, time_limit: int | None = None):
+    """Random-action episodes in the replay's layout (state, action, reward, is_first, is_terminal; entry 0 the
+    reset) from ``make_env(spec, obs='state')``; seeds seed, seed + 1, ... for the resets and the actions."""
+    env = make_env(spec, obs="state", action_repeat=action_repeat, seed=seed, time_limit=time_limit)
+    rng = np.random.default_rng(seed)
+    out = []
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed + e)
+        states, actions, rewards, terminal = [obs["state"]], [np.zeros(env.action_space.shape, np.float32)], [0.0], []
+        done = False
+        while not done:
+            action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            states.append(obs["state"])
+            actions.append(action)
+            rewards.append(reward)
+            terminal.append(terminated)
+            done = terminated or truncated
+        length = len(states)
+        out.append(
+            {
+                "state": np.stack(states).astype(np.float32),
+                "action": np.stack(actions),
+                "reward": np.asarray(rewards, np.float32),
+                "is_first": np.arange(length) == 0,
+                "is_last": np.arange(length) == length - 1,
+                "is_terminal": np.asarray([False] + terminal),
+            }
+        )
+    env.close()
+    return out
+
+
+def linear_gaussian_open_loop(train_episodes: list[dict]):
+    """A linear-Gaussian model fitted by least squares on the episodes -> open_loop(episode, H) (states only)."""
+    s = torch.cat([torch.as_tensor(e["state"][:-1], dtype=torch.float64) for e in train_episodes])
+    a = torch.cat([torch.as_tensor(e["action"][1:], dtype=torch.float64) for e in train_episodes])
+    s2 = torch.cat([torch.as_tensor(e["state"][1:], dtype=torch.float64) for e in train_episodes])
+    model = LinearGaussianModel().fit(s, a, s2)
+
+    def open_loop(episode: dict, horizon: int) -> OpenLoop:
+        states = torch.as_tensor(episode["state"], dtype=torch.float64)
+        starts, actions, _ = executed_windows(episode, horizon)
+        predicted = model.rollout(states[starts], actions.double()).float()  # [N, H, S]
+        one_step = (model.predict(states[:-1], torch.as_tensor(episode["action"][1:]).double()) - states[1:]).norm(
+            dim=-1
+        ) / states[1:].norm(dim=-1).clamp(min=1e-6)
+        return OpenLoop(torch.full(predicted.shape[:2], math.nan), one_step.mean().item(), predicted)
+
+    return open_loop
+
+
+@dataclass
+class ErrorCurve:
+    reward_error: np.ndarray
+    """[H] mean |r_hat - r| after k = 1..H steps (NaN: the model predicts no reward)."""
+    state_error: np.ndarray | None
+    """[H] mean ||s_hat - s|| / ||s|| (None: the model predicts no state vector)."""
+
+    @property
+    def fitted(self) -> tuple[str, np.ndarray]:
+        """The curve eps and L are fitted to: the state error where there is one, else the reward error."""
+        return ("state", self.state_error) if self.state_error is not None else ("reward", self.reward_error)
+
+
+@torch.no_grad()
+def error_curve(open_loop, episodes: list[dict], horizon: int) -> ErrorCurve:
+    """open_loop(episode, H) -> OpenLoop, over every episode -> the k-step errors, averaged over all windows."""
+    reward_errors, state_errors = [], []
+    for episode in episodes:
+        prediction = open_loop(episode, horizon)
+        starts, _, rewards = executed_windows(episode, horizon)  # [N], [N, H]
+        reward_errors.append((prediction.rewards.cpu().float() - rewards).abs())
+        if prediction.states is not None:
+            states = torch.as_tensor(episode["state"], dtype=torch.float32)
+            truth = states[1:].unfold(0, horizon, 1).transpose(1, 2)  # [N, H, S]
+            error = (prediction.states.cpu().float() - truth).norm(dim=-1) / truth.norm(dim=-1).clamp(min=1e-6)
+            state_errors.append(error)
+    state = torch.cat(state_errors).mean(0).numpy() if state_errors else None
+    return ErrorCurve(torch.cat(reward_errors).mean(0).numpy(), state)
+
+
+def model_error_table(curves: dict[str, ErrorCurve], ks=(1, 5, 10, 15)) -> str:
+    """Markdown: per model, state and reward errors at k = ks, and eps, L, the bound at H and the measured error at
+    H of the curve they are fitted to."""
+    head = [f"state k={k}" for k in ks] + [f"reward k={k}" for k in ks]
+    lines = [
+        "| model | " + " | ".join(head) + " | fitted to | eps | L | bound at H | measured at H |",
+        "|---|" + "---|" * (len(head) + 5),
+    ]
+    for name, curve in curves.items():
+        horizon = len(curve.reward_error)
+        which, fitted = curve.fitted
+        eps, growth = fit_growth(fitted)
+        bound = float(error_bound(eps, growth, horizon))
+        cells = [_cell(curve.state_error, k) for k in ks] + [_cell(curve.reward_error, k) for k in ks]
+        tail = f"{which} | {eps:.3g} | {growth:.3f} | {bound:.3g} | {fitted[-1]:.3g}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {tail} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(errors: np.ndarray | None, k: int) -> str:
+    return "-" if errors is None or k > len(errors) or math.isnan(errors[k - 1]) else f"{errors[k - 1]:.3g}"
+
+
+def plot_model_error(curves: dict[str, ErrorCurve], title: str, path: Path) -> Path:
+    """State error (left) and reward error (right) against k, measured (solid) beside the fitted bound (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, (name, curve) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        which, fitted = curve.fitted
+        eps, growth = fit_growth(fitted)
+        for ax, values, kind in ((axes[0], curve.state_error, "state"), (axes[1], curve.reward_error, "reward")):
+            if values is None or np.isnan(values).all():
+                continue
+            ks = np.arange(1, len(values) + 1)
+            ax.plot(ks, values, color=color, marker=".", label=name)
+            if kind == which:
+                ax.plot(
+                    ks, error_bound(eps, growth, ks), "--", color=color, label=f"bound, eps={eps:.3g}, L={growth:.2f}"
+                )
+    axes[0].set(xlabel="open-loop steps k", ylabel="||s_hat - s|| / ||s||", title="state error (state models)")
+    axes[1].set(xlabel="open-loop steps k", ylabel="|r_hat - r|", title="reward error (every model)")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def run_model_error(
+    run_dirs: list[Path], episodes: int, train_episodes: int, horizon: int, seed: int, out: Path
+) -> tuple[str, list[dict]]:
+    """Every run's model, and a linear-Gaussian model, on the same held-out episodes -> (markdown table, rows).
+    The runs must share task, action repeat and time limit. Writes <out>/model_error-<task>.{md,png,jsonl}."""
+    from worldmodels.analysis.benchmark import provenance
+    from worldmodels.run.loop import load_agent
+
+    agents = {}
+    for run_dir in run_dirs:
+        agent, cfg = load_agent(run_dir)
+        if not hasattr(agent, "open_loop"):
+            raise ValueError(f"{run_dir}: agent '{cfg.agent.name}' has no model to measure (no open_loop)")
+        setting = (cfg.env.spec, cfg.env.action_repeat, cfg.env.time_limit)
+        agents[f"{cfg.agent.name} s{cfg.train.seed} ({Path(run_dir).name})"] = (agent, setting, run_dir)
+    settings = {setting for _, setting, _ in agents.values()}
+    if len(settings) != 1:
+        raise ValueError(f"the runs differ in (task, action repeat, time limit): {sorted(map(str, settings))}")
+    spec, repeat, time_limit = settings.pop()
+    held_out = held_out_episodes(spec, repeat, episodes, seed, time_limit)
+    shortest = min(len(e["reward"]) - 1 for e in held_out)
+    if shortest < horizon:
+        raise ValueError(f"--horizon {horizon} is longer than the shortest held-out episode ({shortest} steps)")
+    training = held_out_episodes(spec, repeat, train_episodes, seed + 10_000, time_limit)
+    curves = {f"linear-Gaussian ({train_episodes} random episodes)": error_curve(
+        linear_gaussian_open_loop(training), held_out, horizon
+    )}  # fmt: skip
+    curves |= {name: error_curve(agent.open_loop, held_out, horizon) for name, (agent, _, _) in agents.items()}
+    protocol = (
+        f"{spec}, action repeat {repeat}, {episodes} held-out random-action episodes (seed {seed}), H = {horizon}"
+    )
+    stem = f"model_error-{spec.replace(':', '_').replace('/', '_')}"
+    table = model_error_table(curves)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(f"{protocol}.\n\n{table}")
+    plot_model_error(curves, protocol, out / f"{stem}.png")
+    base = {"task": spec, "action_repeat": repeat, "time_limit": time_limit, "episodes": episodes, "seed": seed}
+    base |= {"horizon": horizon, **provenance()}
+    rows = []
+    for name, curve in curves.items():
+        which, fitted = curve.fitted
+        eps, growth = fit_growth(fitted)
+        run_dir = next((str(r) for n, (_, _, r) in agents.items() if n == name), None)
+        rows.append(
+            {
+                **base,
+                "model": name,
+                "run_dir": run_dir,
+                "reward_error": [None if math.isnan(x) else float(x) for x in curve.reward_error],
+                "state_error": None if curve.state_error is None else [float(x) for x in curve.state_error],
+                "fitted_to": which,
+                "epsilon": eps,
+                "growth": growth,
+                "bound_at_h": float(error_bound(eps, growth, horizon)),
+            }
+        )
+    with open(out / f"{stem}.jsonl", "a") as handle:
+        handle.write("".join(json.dumps(row) + "\n" for row in rows))
+    return table, rows
