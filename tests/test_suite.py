@@ -235,3 +235,16 @@ def test_rows_without_a_recorded_protocol_are_split_by_action_repeat_and_eval_ep
     assert len(groups) == 3 and groups[0]["differs"]["action_repeat"] == [1, 4]
     assert groups[0]["differs"]["env_steps"] == ["unrecorded", 400]
     assert "unrecorded: env_steps, eval_every, time_limit, fast_render" in table(old)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "suites").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_committed_suite_builds_every_cells_config(path, tmp_path):
+    suite = load_suite(path, root=tmp_path)
+    configs = [suite.config(cell, threads=1) for cell in suite.cells()]
+    assert len(configs) == len(suite.seeds) * len(suite.tasks) * len(suite.agents)
+    for cell, cfg in zip(suite.cells(), configs, strict=True):
+        assert (cfg.env.spec, cfg.train.seed, cfg.train.env_steps) == (
+            cell.task,
+            cell.seed,
+            suite.tasks[cell.task].env_steps,
+        )
