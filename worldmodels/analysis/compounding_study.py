@@ -9,33 +9,18 @@ import numpy as np
 import torch
 
 from worldmodels.analysis.compounding import CompoundingCurve, compounding_table, k_step_errors, plot_compounding
-from worldmodels.envs import make_env
+from worldmodels.analysis.model_error import held_out_episodes
 from worldmodels.models.ensemble import Ensemble, fit_ensemble
 from worldmodels.models.linear_gaussian import LinearGaussianModel
 
 
 def random_episodes(spec: str, episodes: int, action_repeat: int, seed: int = 0):
-    """-> states [E, T + 1, S], actions [E, T, A], rewards [E, T] from uniformly random actions."""
-    env = make_env(spec, obs="state", action_repeat=action_repeat, seed=seed)
-    rng = np.random.default_rng(seed)
-    all_states, all_actions, all_rewards = [], [], []
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed + e)
-        states, actions, rewards, done = [obs["state"]], [], [], False
-        while not done:
-            action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            states.append(obs["state"])
-            actions.append(action)
-            rewards.append(reward)
-            done = terminated or truncated
-        all_states.append(np.stack(states))
-        all_actions.append(np.stack(actions))
-        all_rewards.append(np.array(rewards, np.float32))
-    env.close()
-    length = min(len(a) for a in all_actions)  # equal lengths for batching
-    f = lambda xs, n: torch.as_tensor(np.stack([x[:n] for x in xs]))  # noqa: E731
-    return f(all_states, length + 1), f(all_actions, length), f(all_rewards, length)
+    """-> states [E, T + 1, S], actions [E, T, A], rewards [E, T] from uniformly random actions, cut to the
+    shortest episode (analysis/model_error.py's held-out episodes, stacked)."""
+    out = held_out_episodes(spec, action_repeat, episodes, seed)
+    length = min(len(e["reward"]) - 1 for e in out)  # equal lengths for batching
+    f = lambda key, lo, hi: torch.as_tensor(np.stack([e[key][lo:hi] for e in out]))  # noqa: E731
+    return f("state", 0, length + 1), f("action", 1, length + 1), f("reward", 1, length + 1)
 
 
 def ensemble_mean_rollout(model: Ensemble):
