@@ -120,7 +120,8 @@ class Config:
 # Building configs from nested dicts, with checked keys and types.
 
 
-def _suggest(key: str, valid: list[str]) -> str:
+def suggest_key(key: str, valid: list[str]) -> str:
+    """' Did you mean ...? Valid keys: ...': the end of an unknown-key error (suite files use it too)."""
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return f"{hint} Valid keys: {', '.join(sorted(valid))}."
@@ -165,7 +166,9 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def build_dataclass(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """A config dataclass from a mapping, recursively, with values coerced to the field types; unknown keys and
+    bad values are ConfigErrors naming ``prefix`` + key (suite files are built the same way)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -174,10 +177,10 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     for key, value in data.items():
         path = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(f"Unknown config key '{path}'.{_suggest(key, names)}")
+            raise ConfigError(f"Unknown config key '{path}'.{suggest_key(key, names)}")
         annotation = hints[key]
         if dataclasses.is_dataclass(annotation):
-            kwargs[key] = _build(annotation, value, f"{path}.")
+            kwargs[key] = build_dataclass(annotation, value, f"{path}.")
         else:
             kwargs[key] = _coerce(value, annotation, path)
     return cls(**kwargs)
@@ -187,16 +190,16 @@ def agent_config_class(name: str) -> type[AgentConfig]:
     import worldmodels.agents  # noqa: F401  (fills AGENT_CONFIGS)
 
     if name not in AGENT_CONFIGS:
-        raise ConfigError(f"Unknown agent '{name}'.{_suggest(name, list(AGENT_CONFIGS))}")
+        raise ConfigError(f"Unknown agent '{name}'.{suggest_key(name, list(AGENT_CONFIGS))}")
     return AGENT_CONFIGS[name]
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
     data = dict(data)
     agent_data = dict(data.pop("agent", None) or {})
-    cfg = _build(Config, data, "")
+    cfg = build_dataclass(Config, data, "")
     agent_data.setdefault("name", AgentConfig.name)
-    cfg.agent = _build(agent_config_class(agent_data["name"]), agent_data, "agent.")
+    cfg.agent = build_dataclass(agent_config_class(agent_data["name"]), agent_data, "agent.")
     validate(cfg)
     return cfg
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from worldmodels.config import Config, ConfigError, _build, _suggest, load_config
+from worldmodels.config import Config, ConfigError, build_dataclass, load_config, suggest_key
 
 PROTOCOL_OVERRIDES = {
     "env_steps": "train.env_steps",
@@ -209,12 +209,12 @@ def _checked(cls: type, data: Any, where: str) -> Any:
     fields = dataclasses.fields(cls)
     for key in data:  # unknown keys first: a misspelt key is also a missing one
         if key not in [f.name for f in fields]:
-            raise ConfigError(f"Unknown config key '{where}{key}'.{_suggest(str(key), [f.name for f in fields])}")
+            raise ConfigError(f"Unknown config key '{where}{key}'.{suggest_key(str(key), [f.name for f in fields])}")
     required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     for name in required:
         if name not in data:
             raise ConfigError(f"{where}{name}: missing (required here: {', '.join(required)})")
-    return _build(cls, data, where)
+    return build_dataclass(cls, data, where)
 
 
 def _check_overrides(overrides: Any, where: str) -> None:
@@ -261,7 +261,8 @@ def _agent_entry(label: str, data: Any, tasks: dict[str, Protocol]) -> AgentEntr
         raise ConfigError(f"{where}tasks: expected a mapping of task -> settings, got {pairings!r}")
     for task, settings in pairings.items():
         if task not in tasks:
-            raise ConfigError(f"{where}tasks: '{task}' is not one of the suite's tasks.{_suggest(task, list(tasks))}")
+            hint = suggest_key(task, list(tasks))
+            raise ConfigError(f"{where}tasks: '{task}' is not one of the suite's tasks.{hint}")
         pairing = _checked(Pairing, settings or {}, f"{where}tasks.{task}.")
         _check_overrides(pairing.overrides, f"{where}tasks.{task}.overrides")
         _check_obs(pairing.obs, f"{where}tasks.{task}.obs")
