@@ -105,3 +105,14 @@ def test_latent_and_state_agents_share_one_plot(tmp_path):
     names = sorted(p.name for p in plot_curves(suite_rows(), tmp_path))
     assert names == ["T-all.png", "T-pixels.png", "T-state.png"]
     assert (tmp_path / "T-all.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cost_table_splits_each_agents_time_per_decision_update_and_env_step():
+    from worldmodels.analysis.cost_report import cost_table
+
+    row = {"task": "T", "obs": "state", "agent": "pets", "seed": 0, "env_steps": 4000, "agent_steps": 1000}
+    row |= {"grad_steps": 4, "time_s": {"decide": 30.0, "env": 4.0, "update": 2.0, "model_check": 0.0, "eval": 4.0}}
+    table = cost_table([row, {**row, "env_steps": 2000, "time_s": {"decide": 1.0}}, {"agent": "sac", "seed": 0}])
+    # 30 s / 1000 decisions = 30 ms; 2 s / 4 updates = 500 ms; 4 s / 4000 env steps = 1 ms; shares of 40 s
+    assert "| state | pets | 1 | 30.00 | 500.0 | 1.000 | 75% | 5% | 10% | 0% | 10% |" in table
+    assert "sac" not in table and cost_table([{"agent": "sac"}]) == ""

@@ -332,6 +332,9 @@ def test_train_script_smoke_run_and_resume(tmp_path):
     failure = evals[-1]["failure"]  # failure modes of the episodes collected after the first update
     assert set(failure) == {"model_error", "exploitation", "predicted_return", "achieved_return", "horizon"}
     assert all(math.isfinite(v) for v in failure.values()) and failure["model_error"] >= 0
+    spent = evals[-1]["time_s"]  # where the time went: every part of the loop was timed
+    assert set(spent) == {"decide", "env", "update", "model_check", "eval"} and min(spent.values()) > 0
+    assert sum(spent.values()) <= evals[-1]["wall_s"] + 1.0
     train(load_config([run_dir / "config.yaml"], ["train.env_steps=400", "train.eval_every=400"]), resume=run_dir)
     agent, _ = load_agent(run_dir)
     assert agent.updates == 150

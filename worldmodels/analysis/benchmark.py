@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from worldmodels.analysis.cost_report import cost_table
 from worldmodels.analysis.failure_report import failure_table, plot_failure
 
 
@@ -126,6 +127,7 @@ def rows_from_run(
                 "machine": machine,
                 "run_dir": str(run_dir),
                 **({"failure": e["failure"]} if "failure" in e else {}),
+                **({"time_s": e["time_s"], "agent_steps": e["agent_steps"]} if "time_s" in e else {}),
                 **(extra or {}),
             }
         )
@@ -220,6 +222,7 @@ def table(rows: list[dict], targets: dict[str, float] | None = None, baseline: s
         if len({r["env_steps"] for r in c["rows"]}) > 1:
             out.append(efficiency_table(c["rows"], target, baseline))
         out.append(failure_table(c["rows"]))
+        out.append(cost_table(c["rows"]))
     return "\n".join(line for line in out if line)
 
 

@@ -12,6 +12,7 @@ Dimension letters: N parallel envs, A action dims.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -58,6 +59,9 @@ class Counters:
     """Updates skipped because a loss or gradient was not finite (not counted in grad_steps)."""
     nonfinite_streak: int = 0
     """Of those, how many in a row up to now."""
+    time_s: dict[str, float] = field(default_factory=dict)
+    """Seconds spent, summed over resumes, in: decide (agent.act, or random warm-up actions), env (stepping the
+    simulator and rendering), update (every stream's updates), model_check (failure modes) and eval."""
 
 
 def env_kwargs(cfg: Config) -> dict:
@@ -228,12 +232,15 @@ class Trainer:
         self._clock = time.time()
         while c.env_steps < cfg.train.env_steps:
             extras = None
-            if c.env_steps < cfg.train.warmup_steps:
-                action = random_actions(self.rng, self.action_space, n)
-            else:
-                action, agent_state, extras = self.agent.act({**obs, "is_first": is_first}, agent_state, explore=True)
+            with self._timed("decide"):
+                if c.env_steps < cfg.train.warmup_steps:
+                    action = random_actions(self.rng, self.action_space, n)
+                else:
+                    obs_now = {**obs, "is_first": is_first}
+                    action, agent_state, extras = self.agent.act(obs_now, agent_state, explore=True)
             before = obs
-            obs, reward, terminated, truncated, infos = envs.step(action)
+            with self._timed("env"):
+                obs, reward, terminated, truncated, infos = envs.step(action)
             c.env_steps += n * repeat
             c.agent_steps += n
             lasts = []
@@ -247,12 +254,24 @@ class Trainer:
             if wants_latest:
                 self.latest = latest_transitions(before, action, reward, lasts, terminated, self.action_space)
             is_first = terminated | truncated
-            self._update(streams, n)
+            with self._timed("update"):
+                self._update(streams, n)
             tick = self._periodic(tick)
+
+    @contextlib.contextmanager
+    def _timed(self, part: str):
+        """Add the seconds the block takes to counters.time_s[part]."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = self.counters.time_s
+            spent[part] = spent.get(part, 0.0) + time.perf_counter() - start
 
     def _finish_episode(self, episode: dict, builder: EpisodeBuilder, obs: dict, i: int) -> None:
         if self.counters.grad_steps > 0:  # the model has learned something: how it fares on a fresh episode
-            failure = self.agent.model_check(episode)
+            with self._timed("model_check"):
+                failure = self.agent.model_check(episode)
             if failure:
                 self.metrics.add(failure)
                 self.failure_since_eval.append(failure)
@@ -363,9 +382,14 @@ class Trainer:
     def _evaluate(self) -> None:
         cfg, c = self.cfg, self.counters
         start = time.time()
-        result = evaluate(
-            self.agent, cfg.env.spec, cfg.train.eval_episodes, seed=cfg.train.seed + 10_000, env_kwargs=env_kwargs(cfg)
-        )
+        with self._timed("eval"):
+            result = evaluate(
+                self.agent,
+                cfg.env.spec,
+                cfg.train.eval_episodes,
+                seed=cfg.train.seed + 10_000,
+                env_kwargs=env_kwargs(cfg),
+            )
         self.last_eval, self.last_eval_step = result.mean, c.env_steps
         self.logger.scalars(
             c.env_steps,
@@ -382,6 +406,7 @@ class Trainer:
             "action_repeat": cfg.env.action_repeat,
             "wall_s": round(c.wall_s, 2),
             "eval_s": round(time.time() - start, 2),
+            "time_s": {part: round(seconds, 3) for part, seconds in c.time_s.items()},
             **result.summary(),
         }
         if self.failure_since_eval:  # the agent's model_check metrics, mean over the episodes since the last eval
