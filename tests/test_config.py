@@ -4,6 +4,8 @@ import pytest
 
 from worldmodels.config import ConfigError, load_config, parse_override
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_defaults_presets_and_overrides_compose(tmp_path):
     preset = tmp_path / "p.yaml"
@@ -71,3 +73,13 @@ def test_the_main_job_is_dreamer_from_pixels_on_cartpole_swingup():
         2,
     )
     assert not cfg.env.fast_render, "the main job renders dm_control's standard pixels"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "suites" not in p.parts and p.stem not in ("default",)),
+    ids=lambda p: str(p.relative_to(ROOT / "configs")),
+)
+def test_every_committed_preset_builds_its_agent_config(path):
+    cfg = load_config([path])
+    assert cfg.agent.name and cfg.train.env_steps > 0
