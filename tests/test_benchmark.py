@@ -150,3 +150,20 @@ def test_update_probe_builds_muzero_unroll_windows_with_frame_history():
     np.testing.assert_allclose(batch["search_policy"].sum(-1), 1.0, rtol=1e-6)
     metrics = agent.update(batch)
     assert np.isfinite(metrics["loss/total"])
+
+
+def test_speed_figures_become_rows_and_the_report_tabulates_them(tmp_path):
+    from worldmodels.cli.benchmark import main
+
+    rows_file = tmp_path / "speed.jsonl"
+    tiny = str(ROOT / "configs" / "tiny.yaml")
+    assert main(["speed", "--config", tiny, "--repeats", "2", "--results", str(rows_file)]) == 0
+    assert main(["act-speed", "--config", tiny, "--repeats", "2", "--batch", "2", "--results", str(rows_file)]) == 0
+    update, decision = read_rows([rows_file])
+    assert (update["kind"], decision["kind"], decision["batch"]) == ("update", "decision", 2)
+    assert update["setting"] == f"--config {tiny}" and update["median_s"] > 0 and update["commit"]
+    assert update["precision"] in ("bfloat16", "float32") and update["parameters"] > 0
+    assert main(["report", str(rows_file), "--out", str(tmp_path / "out")]) == 0
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    assert "### update speed" in markdown and "### decision speed" in markdown
+    assert "| worldmodels | sac | gym:Pendulum-v1 | state |" in markdown

@@ -7,6 +7,8 @@ import itertools
 import sys
 from pathlib import Path
 
+from worldmodels.analysis.benchmark import append_rows
+from worldmodels.analysis.speed_rows import collection_row, speed_row
 from worldmodels.cli.errors import UsageError, run_command
 
 EPILOG = """examples:
@@ -52,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--root", default="checkpoints/benchmark", help="where the runs' directories go")
     collect = sub.add_parser("collect", help="measure collection throughput (env steps/s) for several env counts")
+    collect.add_argument("--results", type=Path, help="append the figure as a row (with provenance) to this JSONL")
     collect.add_argument("--task", default="dmc:cartpole-swingup")
     collect.add_argument("--obs", default="pixels", choices=["pixels", "state", "both"])
     collect.add_argument("--size", type=int, default=64)
@@ -60,10 +63,12 @@ def parser() -> argparse.ArgumentParser:
     collect.add_argument("--env-steps", type=int, default=4000, help="env steps timed per setting")
     collect.add_argument("--fast-render", action="store_true", help="dm_control: no shadows/reflections/anti-aliasing")
     speed = sub.add_parser("speed", help="seconds per training update of a configured agent (synthetic batch)")
+    speed.add_argument("--results", type=Path, help="append the figure as a row (with provenance) to this JSONL")
     speed.add_argument("overrides", nargs="*", help="dotted config overrides")
     speed.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     speed.add_argument("--repeats", type=int, default=5, help="timed updates (median reported)")
     act = sub.add_parser("act-speed", help="seconds per decision of a configured agent (planning cost: PETS, MuZero)")
+    act.add_argument("--results", type=Path, help="append the figure as a row (with provenance) to this JSONL")
     act.add_argument("overrides", nargs="*", help="dotted config overrides")
     act.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     act.add_argument("--repeats", type=int, default=5, help="timed decisions (median reported)")
@@ -130,7 +135,13 @@ def parser() -> argparse.ArgumentParser:
     suite.add_argument("--root", type=Path, help="folder of the cells' run directories (default: the suite's)")
     suite.add_argument("--rows", type=Path, help="rows file (default: the suite's, or <root>/rows.jsonl)")
     suite.add_argument("--plan", action="store_true", help="check every cell's config and list the cells to run")
-    report = sub.add_parser("report", help="results files -> markdown table and learning-curve PNGs")
+    report = sub.add_parser(
+        "report",
+        help="results files -> markdown table and learning-curve PNGs",
+        description="Learning rows become per-task tables (returns with 95% intervals, env steps to a target, "
+        "sample-efficiency ratios, failure modes, cost split) and curves; speed rows (speed, act-speed and "
+        "collect --results) become speed tables.",
+    )
     report.add_argument("results", nargs="+", type=Path)
     report.add_argument("--out", type=Path, default=Path("benchmarks"), help="folder for table.md and curves/")
     report.add_argument(
@@ -205,6 +216,9 @@ def collect(args) -> int:
         )
         base = base or rate
         print(f"  {n} env(s): {rate:8.1f} env steps/s  ({rate / base:.2f}x)", flush=True)
+        if args.results:
+            setting = f"size {args.size}, action repeat {args.action_repeat}, fast_render {args.fast_render}"
+            append_rows(args.results, [collection_row(args.task, args.obs, setting, n, rate)])
     return 0
 
 
@@ -219,6 +233,8 @@ def speed(args) -> int:
         f"(median of {args.repeats}, min {result['min_s']:.3f}), "
         f"{result['parameters'] / 1e6:.2f}M parameters (slow copies included), {result['threads']} threads"
     )
+    if args.results:
+        append_rows(args.results, [speed_row("update", cfg, result, setting_words(args))])
     return 0
 
 
@@ -235,7 +251,15 @@ def act_speed(args) -> int:
     if hasattr(cfg.agent, "simulations"):  # tree search: the rate the search-speed targets are stated in
         rate = args.batch * cfg.agent.simulations / result["median_s"]
         print(f"{cfg.agent.name}: {rate:,.0f} simulations/s ({cfg.agent.simulations} simulations x {args.batch} roots)")
+    if args.results:
+        row = speed_row("decision", cfg, result, setting_words(args)) | {"batch": args.batch}
+        append_rows(args.results, [row])
     return 0
+
+
+def setting_words(args) -> str:
+    """The presets and overrides a timing ran with, as typed: the row's setting."""
+    return " ".join([*(f"--config {c}" for c in args.config), *args.overrides])
 
 
 def compounding(args) -> int:
@@ -290,12 +314,17 @@ def dyna(args) -> int:
 
 def report(args) -> int:
     from worldmodels.analysis.benchmark import plot_curves, read_rows, table
+    from worldmodels.analysis.speed_rows import is_speed_row, speed_table
 
     rows = read_rows(args.results)
-    markdown = table(rows, parse_targets(args.target), args.baseline)
+    learning = [r for r in rows if not is_speed_row(r)]
+    speeds = [r for r in rows if is_speed_row(r)]
+    markdown = table(learning, parse_targets(args.target), args.baseline)
+    if speeds:
+        markdown += ("\n" if markdown else "") + "## Speed\n\n" + speed_table(speeds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(markdown)
-    pngs = plot_curves(rows, args.out / "curves")
+    pngs = plot_curves(learning, args.out / "curves")
     print(markdown)
     print("\n".join(f"wrote {p}" for p in [args.out / "table.md", *pngs]))
     return 0

@@ -1,0 +1,79 @@
+"""Speed figures as rows: what ``benchmark.py speed``, ``act-speed`` and ``collect`` measure, appended with the
+setting and provenance to a JSONL file (``--results``), and the markdown table ``report`` makes of them.
+
+Row fields: kind ('update', 'decision' or 'collection'), agent, task, obs, setting (presets and overrides, as
+given), precision (bfloat16 when the agent uses it on this machine), threads, batch (envs deciding at once),
+median_s and min_s (seconds per update or decision) or env_steps_per_s, repeats, parameters, and provenance
+(commit, dirty, torch, cpu, host). An anchor's row (another library, measured by its own script in its own venv)
+sets ``anchor`` to the library and version.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+KINDS = ("update", "decision", "collection")
+
+
+def is_speed_row(row: dict) -> bool:
+    return row.get("kind") in KINDS
+
+
+def speed_row(kind: str, cfg, result: dict, setting: str) -> dict:
+    """A row for a timing of the config's agent (``update_seconds`` / ``act_seconds`` result)."""
+    import torch
+
+    from worldmodels.analysis.benchmark import provenance
+    from worldmodels.nets.precision import use_bf16
+
+    bf16 = getattr(cfg.agent, "bf16", False)
+    device = torch.device("cpu" if cfg.train.device == "auto" else cfg.train.device)
+    row = {
+        "kind": kind,
+        "agent": cfg.agent.name,
+        "task": cfg.env.spec,
+        "obs": cfg.env.obs,
+        "setting": setting,
+        "precision": "bfloat16" if use_bf16(bf16, device) else "float32",
+        "threads": result["threads"],
+        "median_s": result["median_s"],
+        "min_s": result["min_s"],
+        "repeats": len(result.get("times", [])) or None,
+    }
+    if "parameters" in result:
+        row["parameters"] = result["parameters"]
+    return row | provenance()
+
+
+def collection_row(task: str, obs: str, setting: str, num_envs: int, rate: float) -> dict:
+    from worldmodels.analysis.benchmark import provenance
+
+    row = {"kind": "collection", "agent": "", "task": task, "obs": obs, "setting": setting, "batch": num_envs}
+    return row | {"env_steps_per_s": rate} | provenance()
+
+
+def speed_table(rows: list[dict]) -> str:
+    """Markdown: one table per kind, a line per row (anchors marked), in the order measured."""
+    by_kind = defaultdict(list)
+    for row in rows:
+        by_kind[row["kind"]].append(row)
+    out = []
+    for kind in KINDS:
+        if not by_kind[kind]:
+            continue
+        unit = "env steps / s" if kind == "collection" else f"s per {kind} (median, min)"
+        out.append(f"### {kind} speed\n")
+        out.append(f"| who | agent | task | obs | setting | precision | threads | {unit} | commit | CPU |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in by_kind[kind]:
+            figure = (
+                f"{r['env_steps_per_s']:,.0f} ({r.get('batch', 1)} envs)"
+                if kind == "collection"
+                else f"{r['median_s']:.4g}, {r['min_s']:.4g}"
+            )
+            who = r.get("anchor", "worldmodels")
+            cells = [who, r["agent"], r["task"], r["obs"], f"`{r['setting']}`", r.get("precision", "")]
+            cells += [str(r.get("threads", "")), figure, str(r.get("commit", ""))[:7], r.get("cpu", "")]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
