@@ -10,6 +10,7 @@ from worldmodels.agents.muzero import MuZeroAgent, MuZeroConfig
 from worldmodels.cli.benchmark import main as benchmark_main
 from worldmodels.config import load_config
 from worldmodels.envs.spaces import observation_space
+from worldmodels.models.model_check import episode_observations
 from worldmodels.models.muzero import stack_frames
 from worldmodels.replay.episode import episode_files, load_episode
 from worldmodels.run.loop import train
@@ -340,3 +341,29 @@ def test_acting_searches_with_its_thread_count_and_restores_the_callers():
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("obs", ["state", "pixels"])
+def test_open_loop_unrolls_the_dynamics_with_the_executed_grid_actions(obs):
+    """From each step's representation the dynamics take the executed actions (grid indices): the k-th predicted
+    reward of the window from step t is the one reached by unrolling actions t + 1 .. t + k by hand."""
+    torch.manual_seed(0)
+    cfg = MuZeroConfig(latent=16, hidden=32, depth=4, simulations=4, action_bins=3, unroll=3)
+    agent = MuZeroAgent(cfg, observation_space(obs, 64, 3), spaces.Box(-1, 1, (1,), np.float32), "cpu")
+    rng = np.random.default_rng(0)
+    T = 8
+    episode = {"action": agent.action_grid.grid[rng.integers(3, size=T + 1)], "reward": rng.normal(size=T + 1)}
+    episode["is_first"] = np.arange(T + 1) == 0
+    if obs == "state":
+        episode["state"] = rng.normal(size=(T + 1, 3)).astype(np.float32)
+    else:
+        episode["pixels"] = rng.integers(0, 255, (T + 1, 3, 64, 64), dtype=np.uint8)
+    out = agent.open_loop(episode, horizon=3)
+    assert out.rewards.shape == (T - 3 + 1, 3) and out.states is None and out.model_error > 0
+    with torch.no_grad():
+        observed = episode_observations(episode, agent.frames)
+        s = agent.net.represent({k: v[2:3] for k, v in observed.items()})  # the window from step 2
+        for k in (3, 4):
+            s = agent.net.dynamics(s, torch.as_tensor(agent.action_grid.index(episode["action"][k : k + 1])))
+    torch.testing.assert_close(out.rewards[2, 1], agent.net.decode_scalars(s)[0][0, 0], rtol=1e-4, atol=1e-5)
+    assert set(agent.model_check(episode)) >= {"failure/exploitation", "failure/model_error"}

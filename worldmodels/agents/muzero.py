@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, register
 from worldmodels.config import AgentConfig
+from worldmodels.models.model_check import OpenLoop, check_metrics, episode_observations, executed_windows
 from worldmodels.models.muzero import MuZeroNet, stack_frames
 from worldmodels.nets.conv import random_shift
 from worldmodels.nets.guarded_step import guarded_step
@@ -343,6 +344,28 @@ class MuZeroAgent(Agent):
         }
 
     # -- reporting ------------------------------------------------------------------------------------------
+    def model_check(self, episode: dict) -> dict[str, float]:
+        """Failure modes over the unroll length K (models/model_check.py)."""
+        return check_metrics(self.open_loop(episode, self.cfg.unroll), episode)
+
+    @torch.no_grad()
+    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+        """From the representation of every step of the episode, the rewards the dynamics predict for the
+        executed actions (each mapped to its nearest grid action); model_error is the one-step absolute reward
+        error over all the episode's transitions."""
+        obs = episode_observations(episode, self.frames, self.device)  # [T + 1, ...]
+        actions = torch.as_tensor(self.action_grid.index(np.asarray(episode["action"])), device=self.device)
+        starts, _, _ = executed_windows(episode, horizon, self.device)  # [N]
+        horizon = min(horizon, len(actions) - 1)
+        latents = self.net.represent(obs)  # [T + 1, L]
+        s, rewards = latents[starts], []
+        for k in range(1, horizon + 1):
+            s = self.net.dynamics(s, actions[starts + k])  # action t + k leads into step t + k
+            rewards.append(self.net.decode_scalars(s)[0][:, 0])
+        one_step = self.net.decode_scalars(self.net.dynamics(latents[:-1], actions[1:]))[0][:, 0]  # [T]
+        truth = torch.as_tensor(episode["reward"][1:], dtype=torch.float32, device=self.device)
+        return OpenLoop(torch.stack(rewards, 1).float(), (one_step.float() - truth).abs().mean().item())
+
     def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict:
         """Open-loop unroll of rewards and values from the real observation at window step ``context`` - 1
         against the replayed truth (reports/unroll.py). Default length: a training window (K + n + 1)."""

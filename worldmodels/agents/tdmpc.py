@@ -26,7 +26,13 @@ import torch
 from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, register
 from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
-from worldmodels.models.model_check import OpenLoop, actions_of_episode, check_metrics, executed_windows
+from worldmodels.models.model_check import (
+    OpenLoop,
+    actions_of_episode,
+    check_metrics,
+    episode_observations,
+    executed_windows,
+)
 from worldmodels.models.muzero import stack_frames
 from worldmodels.models.tdmpc import TDMPCModel, frame_reads
 from worldmodels.nets.conv import random_shift
@@ -346,12 +352,7 @@ class TDMPCAgent(Agent):
         """From the latent of every step of the episode, the rewards the latent dynamics predict for the executed
         actions; model_error is the one-step latent consistency error ||d(z_t, a) - enc(o_t+1)||^2 (per latent
         dim), its dynamics objective."""
-        obs = {}
-        if "state" in episode:
-            obs["state"] = torch.as_tensor(episode["state"], dtype=torch.float32, device=self.device)  # [T + 1, S]
-        if "pixels" in episode:
-            reads = frame_reads(torch.as_tensor(episode["is_first"])[None], self.frames)[0]  # [T + 1, F]
-            obs["pixels"] = stack_frames(torch.as_tensor(episode["pixels"])[reads]).to(self.device)
+        obs = episode_observations(episode, self.frames, self.device)  # [T + 1, ...]
         with autocast(self.bf16, self.device):
             z = self.model.encode(obs).float()  # [T + 1, L]
             starts, actions, _ = executed_windows(episode, horizon, self.device)

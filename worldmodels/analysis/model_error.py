@@ -28,9 +28,18 @@ from worldmodels.models.linear_gaussian import LinearGaussianModel
 from worldmodels.models.model_check import OpenLoop, executed_windows
 
 
-def held_out_episodes(spec: str, action_repeat: int, episodes: int, seed: int, time_limit: int | None = None):
+def held_out_episodes(
+    spec: str,
+    action_repeat: int,
+    episodes: int,
+    seed: int,
+    time_limit: int | None = None,
+    action_grid: np.ndarray | None = None,
+):
     """Random-action episodes in the replay's layout (state, action, reward, is_first, is_terminal; entry 0 the
-    reset) from ``make_env(spec, obs='state')``; seeds seed, seed + 1, ... for the resets and the actions."""
+    reset) from ``make_env(spec, obs='state')``; seeds seed, seed + 1, ... for the resets and the actions.
+    Actions are uniform in [-1, 1], or uniform over the rows of ``action_grid`` [G, A] (a model that searches a
+    discretised action space, MuZero, can then be fed exactly the actions executed)."""
     env = make_env(spec, obs="state", action_repeat=action_repeat, seed=seed, time_limit=time_limit)
     rng = np.random.default_rng(seed)
     out = []
@@ -39,7 +48,10 @@ def held_out_episodes(spec: str, action_repeat: int, episodes: int, seed: int, t
         states, actions, rewards, terminal = [obs["state"]], [np.zeros(env.action_space.shape, np.float32)], [0.0], []
         done = False
         while not done:
-            action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            if action_grid is None:
+                action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            else:
+                action = action_grid[rng.integers(len(action_grid))]
             obs, reward, terminated, truncated, _ = env.step(action)
             states.append(obs["state"])
             actions.append(action)
@@ -187,18 +199,25 @@ def run_model_error(
     if len(settings) != 1:
         raise ValueError(f"the runs differ in (task, action repeat, time limit): {sorted(map(str, settings))}")
     spec, repeat, time_limit = settings.pop()
-    held_out = held_out_episodes(spec, repeat, episodes, seed, time_limit)
+    grids = {}  # the action grids of models that search discretised actions (MuZero)
+    for agent, _, _ in agents.values():
+        grid = getattr(getattr(agent, "action_grid", None), "grid", None)
+        if grid is not None:
+            grids[grid.tobytes()] = grid
+    if len(grids) > 1:
+        raise ValueError("the runs search different action grids (agent.action_bins): measure them separately")
+    grid = next(iter(grids.values()), None)  # the actions of a discretising model (MuZero), else uniform
+    held_out = held_out_episodes(spec, repeat, episodes, seed, time_limit, grid)
     shortest = min(len(e["reward"]) - 1 for e in held_out)
     if shortest < horizon:
         raise ValueError(f"--horizon {horizon} is longer than the shortest held-out episode ({shortest} steps)")
-    training = held_out_episodes(spec, repeat, train_episodes, seed + 10_000, time_limit)
+    training = held_out_episodes(spec, repeat, train_episodes, seed + 10_000, time_limit, grid)
     curves = {f"linear-Gaussian ({train_episodes} random episodes)": error_curve(
         linear_gaussian_open_loop(training), held_out, horizon
     )}  # fmt: skip
     curves |= {name: error_curve(agent.open_loop, held_out, horizon) for name, (agent, _, _) in agents.items()}
-    protocol = (
-        f"{spec}, action repeat {repeat}, {episodes} held-out random-action episodes (seed {seed}), H = {horizon}"
-    )
+    actions = "uniform random actions" if grid is None else f"random actions from a {len(grid)}-point grid"
+    protocol = f"{spec}, action repeat {repeat}, {episodes} held-out episodes of {actions} (seed {seed}), H = {horizon}"
     stem = f"model_error-{spec.replace(':', '_').replace('/', '_')}"
     table = model_error_table(curves)
     out.mkdir(parents=True, exist_ok=True)

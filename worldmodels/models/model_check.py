@@ -30,6 +30,21 @@ def actions_of_episode(episode: dict, device=None) -> torch.Tensor:
     return actions[:, None] if actions.ndim == 1 else actions
 
 
+def episode_observations(episode: dict, frames: int, device=None) -> dict[str, torch.Tensor]:
+    """An episode's observations as a model reads them at every step: state [T + 1, S] float32 and pixels as
+    stacks of the last ``frames`` frames [T + 1, frames x C, H, W] (the first frame repeated at the start)."""
+    from worldmodels.models.muzero import stack_frames
+    from worldmodels.models.tdmpc import frame_reads
+
+    obs = {}
+    if "state" in episode:
+        obs["state"] = torch.as_tensor(episode["state"], dtype=torch.float32, device=device)
+    if "pixels" in episode:
+        reads = frame_reads(torch.as_tensor(episode["is_first"])[None], frames)[0]  # [T + 1, F]
+        obs["pixels"] = stack_frames(torch.as_tensor(episode["pixels"])[reads]).to(device)
+    return obs
+
+
 def executed_windows(episode: dict, horizon: int, device=None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """An episode in the replay's layout (action t and reward t lead into step t; entry 0 is the reset) ->
     (window starts t [N], executed actions a_{t+1..t+H} [N, H, A] float32, achieved rewards [N, H] float32).
