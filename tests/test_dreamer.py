@@ -259,3 +259,14 @@ def test_train_script_tiny_dreamer_writes_a_readable_imagination_video(tmp_path)
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "img" / "openloop.gif").n_frames == 16
     assert (tmp_path / "img" / "openloop_errors.png").exists()
+
+
+def test_image_errors_score_the_decoded_open_loop_images_against_the_episode():
+    a = agent("pixels")
+    episode = {key: value[0] for key, value in batch("pixels").items()}  # 12 steps: 11 transitions
+    torch.manual_seed(1)
+    errors = a.image_errors(episode, horizon=4, chunk=3)  # 8 windows in chunks of 3, 3 and 2
+    torch.manual_seed(1)
+    torch.testing.assert_close(errors, a.image_errors(episode, horizon=4, chunk=3))  # the prior's samples aside
+    assert errors.shape == (4,) and ((errors > 0) & (errors < 1)).all()  # pixels in [0, 1]
+    assert agent("state").image_errors({key: value[0] for key, value in batch("state").items()}, 4) is None

@@ -86,3 +86,12 @@ def test_a_trained_run_and_the_linear_model_are_measured_on_the_same_episodes(tm
     assert saved == rows and saved[0]["commit"]
     with pytest.raises(ValueError, match="longer than the shortest held-out episode"):
         run_model_error([run_dir], episodes=1, train_episodes=1, horizon=60, seed=7, out=tmp_path / "out")
+
+
+def test_a_pixel_dreamer_run_is_scored_on_rendered_held_out_episodes_images_included(tmp_path):
+    run_dir = train(load_config([ROOT / "configs/dreamer/tiny.yaml"], [f"run.root={tmp_path}", "run.name=dreamer"]))
+    table, rows = run_model_error([run_dir], episodes=1, train_episodes=2, horizon=4, seed=3, out=tmp_path / "out")
+    dreamer = rows[1]
+    assert dreamer["fitted_to"] == "reward" and dreamer["state_error"] is None and len(dreamer["image_error"]) == 4
+    assert all(0 < x < 1 for x in dreamer["image_error"]) and rows[0]["image_error"] is None
+    assert "image k=1" in table

@@ -183,6 +183,31 @@ class DreamerAgent(Agent):
             _, predicted, _ = self.wm.rollout(states.map(lambda x: x[0, starts].float()), actions)  # [N, H]
         return OpenLoop(predicted.float(), loss.item())
 
+    @torch.no_grad()
+    def image_errors(self, episode: dict, horizon: int, chunk: int = 64) -> torch.Tensor | None:
+        """Mean squared pixel error (pixels in [0, 1]) of the images the prior's states decode to after k = 1..H
+        open-loop steps from every posterior of the episode [H] (one sample of the stochastic latents, as the
+        imagination report shows them); None without a pixel decoder or pixels."""
+        if not self.wm.has_pixels or "pixels" not in episode:
+            return None
+        data = self.to_torch({key: value[None] for key, value in episode.items()})  # [1, T + 1, ...]
+        with autocast(self.bf16, self.device):
+            states, _, _ = self.wm.observe(self.wm.embed(data["obs"]), data["action"], data["is_first"])
+        windows = {"action": data["action"][0].float().cpu().numpy(), "reward": episode["reward"]}
+        starts, actions, _ = executed_windows(windows, horizon, self.device)
+        horizon = actions.shape[1]
+        truth = data["obs"]["pixels"][0, 1:].float() / 255.0  # [T, 3, H, W]
+        total = torch.zeros(horizon, device=self.device)
+        for lo in range(0, len(starts), chunk):  # decoding N x H images at once would not fit a laptop
+            pick = torch.as_tensor(starts[lo : lo + chunk], device=self.device)
+            start = states.map(lambda x, pick=pick: x[0, pick].float())  # [n, ...]
+            with autocast(self.bf16, self.device):
+                predicted = self.wm.unroll(start, actions[lo : lo + chunk])
+                images = (self.wm.decode_pixels(predicted.features()).float() + 0.5).clamp(0, 1)  # [n, H, 3, h, w]
+            target = truth[pick[:, None] + torch.arange(horizon, device=self.device)]  # [n, H, 3, h, w]
+            total += (images - target).pow(2).mean((2, 3, 4)).sum(0)
+        return total / len(starts)
+
     # -- checkpointing --------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {

@@ -35,17 +35,21 @@ def held_out_episodes(
     seed: int,
     time_limit: int | None = None,
     action_grid: np.ndarray | None = None,
+    pixels: dict | None = None,
 ):
     """Random-action episodes in the replay's layout (state, action, reward, is_first, is_terminal; entry 0 the
     reset) from ``make_env(spec, obs='state')``; seeds seed, seed + 1, ... for the resets and the actions.
     Actions are uniform in [-1, 1], or uniform over the rows of ``action_grid`` [G, A] (a model that searches a
-    discretised action space, MuZero, can then be fed exactly the actions executed)."""
-    env = make_env(spec, obs="state", action_repeat=action_repeat, seed=seed, time_limit=time_limit)
+    discretised action space, MuZero, can then be fed exactly the actions executed). With ``pixels`` (make_env's
+    size and fast_render) the episodes hold rendered pixels too, for models that see them."""
+    obs_kind = "both" if pixels else "state"
+    env = make_env(spec, obs=obs_kind, action_repeat=action_repeat, seed=seed, time_limit=time_limit, **(pixels or {}))
     rng = np.random.default_rng(seed)
     out = []
     for e in range(episodes):
         obs, _ = env.reset(seed=seed + e)
         states, actions, rewards, terminal = [obs["state"]], [np.zeros(env.action_space.shape, np.float32)], [0.0], []
+        frames = [obs["pixels"]] if pixels else None
         done = False
         while not done:
             if action_grid is None:
@@ -54,6 +58,8 @@ def held_out_episodes(
                 action = action_grid[rng.integers(len(action_grid))]
             obs, reward, terminated, truncated, _ = env.step(action)
             states.append(obs["state"])
+            if frames is not None:
+                frames.append(obs["pixels"])
             actions.append(action)
             rewards.append(reward)
             terminal.append(terminated)
@@ -67,6 +73,7 @@ def held_out_episodes(
                 "is_first": np.arange(length) == 0,
                 "is_last": np.arange(length) == length - 1,
                 "is_terminal": np.asarray([False] + terminal),
+                **({"pixels": np.stack(frames)} if frames is not None else {}),
             }
         )
     env.close()
@@ -98,6 +105,8 @@ class ErrorCurve:
     """[H] mean |r_hat - r| after k = 1..H steps (NaN: the model predicts no reward)."""
     state_error: np.ndarray | None
     """[H] mean ||s_hat - s|| / ||s|| (None: the model predicts no state vector)."""
+    image_error: np.ndarray | None = None
+    """[H] mean squared pixel error in [0, 1] of decoded images (RSSM with a pixel decoder), else None."""
 
     @property
     def fitted(self) -> tuple[str, np.ndarray]:
@@ -106,9 +115,12 @@ class ErrorCurve:
 
 
 @torch.no_grad()
-def error_curve(open_loop, episodes: list[dict], horizon: int) -> ErrorCurve:
-    """open_loop(episode, H) -> OpenLoop, over every episode -> the k-step errors, averaged over all windows."""
+def error_curve(open_loop, episodes: list[dict], horizon: int, image_errors=None) -> ErrorCurve:
+    """open_loop(episode, H) -> OpenLoop, over every episode -> the k-step errors, averaged over all windows;
+    ``image_errors(episode, H)`` -> [H] or None adds the image curve (averaged over episodes)."""
     reward_errors, state_errors = [], []
+    images = [image_errors(episode, horizon) for episode in episodes] if image_errors else []
+    images = [x.cpu().numpy() for x in images if x is not None]
     for episode in episodes:
         prediction = open_loop(episode, horizon)
         starts, _, rewards = executed_windows(episode, horizon)  # [N], [N, H]
@@ -119,13 +131,15 @@ def error_curve(open_loop, episodes: list[dict], horizon: int) -> ErrorCurve:
             error = (prediction.states.cpu().float() - truth).norm(dim=-1) / truth.norm(dim=-1).clamp(min=1e-6)
             state_errors.append(error)
     state = torch.cat(state_errors).mean(0).numpy() if state_errors else None
-    return ErrorCurve(torch.cat(reward_errors).mean(0).numpy(), state)
+    return ErrorCurve(torch.cat(reward_errors).mean(0).numpy(), state, np.mean(images, 0) if images else None)
 
 
 def model_error_table(curves: dict[str, ErrorCurve], ks=(1, 5, 10, 15)) -> str:
     """Markdown: per model, state and reward errors at k = ks, and eps, L, the bound at H and the measured error at
     H of the curve they are fitted to."""
+    with_images = any(c.image_error is not None for c in curves.values())
     head = [f"state k={k}" for k in ks] + [f"reward k={k}" for k in ks]
+    head += [f"image k={k}" for k in ks] if with_images else []
     lines = [
         "| model | " + " | ".join(head) + " | fitted to | eps | L | bound at H | measured at H |",
         "|---|" + "---|" * (len(head) + 5),
@@ -136,6 +150,7 @@ def model_error_table(curves: dict[str, ErrorCurve], ks=(1, 5, 10, 15)) -> str:
         eps, growth = fit_growth(fitted)
         bound = float(error_bound(eps, growth, horizon))
         cells = [_cell(curve.state_error, k) for k in ks] + [_cell(curve.reward_error, k) for k in ks]
+        cells += [_cell(curve.image_error, k) for k in ks] if with_images else []
         tail = f"{which} | {eps:.3g} | {growth:.3f} | {bound:.3g} | {fitted[-1]:.3g}"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {tail} |")
     return "\n".join(lines) + "\n"
@@ -152,12 +167,15 @@ def plot_model_error(curves: dict[str, ErrorCurve], title: str, path: Path) -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    with_images = any(c.image_error is not None for c in curves.values())
+    fig, axes = plt.subplots(1, 3 if with_images else 2, figsize=(16 if with_images else 11, 4.2))
     for i, (name, curve) in enumerate(curves.items()):
         color = f"C{i % 10}"
         which, fitted = curve.fitted
         eps, growth = fit_growth(fitted)
-        for ax, values, kind in ((axes[0], curve.state_error, "state"), (axes[1], curve.reward_error, "reward")):
+        panels = [(axes[0], curve.state_error, "state"), (axes[1], curve.reward_error, "reward")]
+        panels += [(axes[2], curve.image_error, "image")] if with_images else []
+        for ax, values, kind in panels:
             if values is None or np.isnan(values).all():
                 continue
             ks = np.arange(1, len(values) + 1)
@@ -168,6 +186,8 @@ def plot_model_error(curves: dict[str, ErrorCurve], title: str, path: Path) -> P
                 )
     axes[0].set(xlabel="open-loop steps k", ylabel="||s_hat - s|| / ||s||", title="state error (state models)")
     axes[1].set(xlabel="open-loop steps k", ylabel="|r_hat - r|", title="reward error (every model)")
+    if with_images:
+        axes[2].set(xlabel="open-loop steps k", ylabel="mean squared pixel error", title="image error (RSSM)")
     for ax in axes:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -188,13 +208,15 @@ def run_model_error(
     from worldmodels.analysis.benchmark import provenance
     from worldmodels.run.loop import load_agent
 
-    agents = {}
+    agents, renders = {}, set()
     for run_dir in run_dirs:
         agent, cfg = load_agent(run_dir)
         if not hasattr(agent, "open_loop"):
             raise ValueError(f"{run_dir}: agent '{cfg.agent.name}' has no model to measure (no open_loop)")
         setting = (cfg.env.spec, cfg.env.action_repeat, cfg.env.time_limit)
         agents[f"{cfg.agent.name} s{cfg.train.seed} ({Path(run_dir).name})"] = (agent, setting, run_dir)
+        if cfg.env.obs in ("pixels", "both"):
+            renders.add((cfg.env.size, cfg.env.fast_render))
     settings = {setting for _, setting, _ in agents.values()}
     if len(settings) != 1:
         raise ValueError(f"the runs differ in (task, action repeat, time limit): {sorted(map(str, settings))}")
@@ -207,7 +229,10 @@ def run_model_error(
     if len(grids) > 1:
         raise ValueError("the runs search different action grids (agent.action_bins): measure them separately")
     grid = next(iter(grids.values()), None)  # the actions of a discretising model (MuZero), else uniform
-    held_out = held_out_episodes(spec, repeat, episodes, seed, time_limit, grid)
+    if len(renders) > 1:
+        raise ValueError(f"the pixel runs differ in (env.size, env.fast_render): {sorted(renders)}")
+    pixels = dict(zip(("size", "fast_render"), renders.pop(), strict=True)) if renders else None
+    held_out = held_out_episodes(spec, repeat, episodes, seed, time_limit, grid, pixels)
     shortest = min(len(e["reward"]) - 1 for e in held_out)
     if shortest < horizon:
         raise ValueError(f"--horizon {horizon} is longer than the shortest held-out episode ({shortest} steps)")
@@ -215,7 +240,10 @@ def run_model_error(
     curves = {f"linear-Gaussian ({train_episodes} random episodes)": error_curve(
         linear_gaussian_open_loop(training), held_out, horizon
     )}  # fmt: skip
-    curves |= {name: error_curve(agent.open_loop, held_out, horizon) for name, (agent, _, _) in agents.items()}
+    curves |= {
+        name: error_curve(agent.open_loop, held_out, horizon, getattr(agent, "image_errors", None))
+        for name, (agent, _, _) in agents.items()
+    }
     actions = "uniform random actions" if grid is None else f"random actions from a {len(grid)}-point grid"
     protocol = f"{spec}, action repeat {repeat}, {episodes} held-out episodes of {actions} (seed {seed}), H = {horizon}"
     stem = f"model_error-{spec.replace(':', '_').replace('/', '_')}"
@@ -237,6 +265,7 @@ def run_model_error(
                 "run_dir": run_dir,
                 "reward_error": [None if math.isnan(x) else float(x) for x in curve.reward_error],
                 "state_error": None if curve.state_error is None else [float(x) for x in curve.state_error],
+                "image_error": None if curve.image_error is None else [float(x) for x in curve.image_error],
                 "fitted_to": which,
                 "epsilon": eps,
                 "growth": growth,
