@@ -37,6 +37,7 @@ def test_failure_metrics_on_a_worked_example():
         "failure/predicted_return": 2.0,
         "failure/achieved_return": 0.5,
         "failure/exploitation": 1.5,
+        "failure/exploitation_per_step": 0.75,
         "failure/model_error": 0.25,
         "failure/horizon": 2.0,
     }
@@ -68,9 +69,9 @@ def test_model_error_is_the_one_step_relative_state_error():
     assert model.open_loop(ep, 3).model_error == pytest.approx(expected, rel=1e-5)
 
 
-def failure_row(agent, seed, steps, ret, error, predicted, achieved):
-    failure = {"model_error": error, "predicted_return": predicted, "achieved_return": achieved}
-    failure["exploitation"] = predicted - achieved
+def failure_row(agent, seed, steps, ret, error, predicted, achieved, horizon=5):
+    failure = {"model_error": error, "predicted_return": predicted, "achieved_return": achieved, "horizon": horizon}
+    failure |= {"exploitation": predicted - achieved, "exploitation_per_step": (predicted - achieved) / horizon}
     return {"task": "T", "agent": agent, "obs": "state", "seed": seed, "env_steps": steps, "return_mean": ret,
             "wall_clock_s": 1.0, "updates_per_s": 1.0, "failure": failure}  # fmt: skip
 
@@ -85,9 +86,24 @@ def test_report_shows_failure_modes_at_each_agents_last_evaluation(tmp_path):
     rows += [failure_row("pets", 1, 2000, -300.0, 0.3, -30.0, -60.0)]
     rows += [{**failure_row("sac", 0, 2000, -1000.0, 0, 0, 0), "failure": None}]  # model-free: no failure metrics
     markdown = table(rows)
-    # at the last evals: seed 0 (0.1, -40, -50, 10), seed 1 (0.3, -30, -60, 30) -> means 0.2, -35, -55, 20
+    # at the last evals: seed 0 (0.1, -40, -50, 10), seed 1 (0.3, -30, -60, 30) -> means 0.2, -35, -55, 20; H 5
     assert (
-        "| state | pets | 2 | 0.2 | -35 | -55 | 20 |" in markdown
+        "| state | pets | 2 | 0.2 | 5 | -35 | -55 | 20 | 4 |" in markdown
         and "| state | sac |" not in markdown.split("Failure modes")[1]
     )
     assert "gym" not in markdown and (tmp_path / "T-failure.png") in plot_curves(rows, tmp_path)
+
+
+def test_the_ensembles_open_loop_follows_the_executed_actions_from_each_real_state():
+    """Window t, step k: the members' mean stepped by hand from s_t through a_{t+1} .. a_{t+k}."""
+    torch.manual_seed(0)
+    model = StateModel(StateModelConfig(members=3, hidden=(16,)), state_dim=3, action_dim=2, device=torch.device("cpu"))
+    ep = episode(T=12)
+    out = model.open_loop(ep, 4)
+    assert out.rewards.shape == (9, 4) and out.states.shape == (9, 4, 3)
+    s = torch.as_tensor(ep["state"][5])[None]  # window t = 5
+    for k in range(1, 4):
+        mean = model.ensemble.predict(s, torch.as_tensor(ep["action"][5 + k])[None])[0].mean(0)  # [1, O]
+        s = s + mean[:, :3]
+        torch.testing.assert_close(out.states[5, k - 1], s[0])
+        torch.testing.assert_close(out.rewards[5, k - 1], mean[0, -1])

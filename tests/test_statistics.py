@@ -110,9 +110,23 @@ def test_latent_and_state_agents_share_one_plot(tmp_path):
 def test_cost_table_splits_each_agents_time_per_decision_update_and_env_step():
     from worldmodels.analysis.cost_report import cost_table
 
-    row = {"task": "T", "obs": "state", "agent": "pets", "seed": 0, "env_steps": 4000, "agent_steps": 1000}
-    row |= {"grad_steps": 4, "time_s": {"decide": 30.0, "env": 4.0, "update": 2.0, "model_check": 0.0, "eval": 4.0}}
+    row = {"task": "T", "obs": "state", "agent": "pets", "seed": 0, "env_steps": 4000}
+    row["time_s"] = {"warmup": 0.5, "decide": 30.0, "env": 4.0, "update:model": 2.0, "model_check": 0.0, "eval": 3.5}
+    row["time_n"] = {"warmup": 200, "decide": 800, "env": 4000, "update:model": 4, "model_check": 3, "eval": 2}
     table = cost_table([row, {**row, "env_steps": 2000, "time_s": {"decide": 1.0}}, {"agent": "sac", "seed": 0}])
-    # 30 s / 1000 decisions = 30 ms; 2 s / 4 updates = 500 ms; 4 s / 4000 env steps = 1 ms; shares of 40 s
-    assert "| state | pets | 1 | 30.00 | 500.0 | 1.000 | 75% | 5% | 10% | 0% | 10% |" in table
+    # 30 s / 800 decisions = 37.5 ms; 2 s / 4 refits = 500 ms; 4 s / 4000 env steps = 1 ms; shares of 40 s
+    assert "| state | pets | 1 | 37.50 | model 500.0 | 1.000 | 75% | 5% | 10% | 0% | 9% |" in table
     assert "sac" not in table and cost_table([{"agent": "sac"}]) == ""
+
+
+def test_no_baseline_means_no_ratio_column_and_conflicting_targets_are_an_error():
+    rows = [r for r in suite_rows() if r["agent"] != "sac"]
+    markdown = efficiency_table(rows, -250.0)
+    assert "No sac rows here: no ratios." in markdown and "fewer env steps" not in markdown
+    assert "fewer env steps than sac (state)" in efficiency_table(suite_rows(), -250.0)
+    conflicting = suite_rows()
+    conflicting[0]["target_return"] = -100.0
+    with pytest.raises(ValueError, match=r"different target returns \[-250.0, -100.0\]: pick one with --target"):
+        table(conflicting)
+    assert "env steps to -300" in table(conflicting, targets={"T": -300.0})  # --target settles it
+    assert efficiency_ratio(StepsToReturn(1000.0, 1, 1), StepsToReturn(0.0, 1, 1)) == "-"

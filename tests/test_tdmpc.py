@@ -14,6 +14,7 @@ from torch import nn
 from worldmodels.agents.tdmpc import TDMPCAgent, TDMPCConfig
 from worldmodels.config import load_config
 from worldmodels.envs.spaces import observation_space
+from worldmodels.models.model_check import episode_observations
 from worldmodels.models.muzero import stack_frames
 from worldmodels.models.tdmpc import frame_reads, simnorm
 from worldmodels.planning import Rollout, mppi, mppi_search, mppi_update
@@ -303,6 +304,32 @@ def test_report_unrolls_rewards_and_values_open_loop(obs):
     assert all(np.isfinite(v) for v in report["scalars"].values())
 
 
+@pytest.mark.parametrize("obs", ["state", "pixels"])
+def test_open_loop_predicts_each_windows_rewards_from_its_encoded_start(obs):
+    """Window t, step k: the reward head at the latent reached from enc(o_t) through a_{t+1} .. a_{t+k-1}, for
+    a_{t+k}; pixels are encoded from the frame stack ending at t."""
+    torch.manual_seed(0)
+    agent = agent_for(obs)
+    rng = np.random.default_rng(0)
+    T = 9
+    episode = {"action": rng.uniform(-1, 1, (T + 1, 2)).astype(np.float32), "reward": rng.normal(size=T + 1)}
+    episode["is_first"] = np.arange(T + 1) == 0
+    if obs == "state":
+        episode["state"] = rng.normal(size=(T + 1, 3)).astype(np.float32)
+    else:
+        episode["pixels"] = rng.integers(0, 255, (T + 1, 3, 64, 64), dtype=np.uint8)
+    out = agent.open_loop(episode, 3)
+    assert out.rewards.shape == (T - 3 + 1, 3) and out.model_error >= 0
+    with torch.no_grad():
+        observed = episode_observations(episode, agent.frames)
+        z = agent.model.encode({k: v[4:5] for k, v in observed.items()})  # window t = 4
+        for k in (5, 6):
+            action = torch.as_tensor(episode["action"][k : k + 1])
+            reward = agent.model.support.decode(agent.model.reward_logits(z, action))
+            z = agent.model.next(z, action)
+    torch.testing.assert_close(out.rewards[4, 1], reward[0], rtol=1e-4, atol=1e-5)
+
+
 def test_discrete_actions_are_an_error_naming_the_agents_that_handle_them():
     with pytest.raises(ValueError, match="muzero, dyna_q or dreamer"):
         TDMPCAgent(TDMPCConfig(**SMALL), observation_space("state", 64, 3), spaces.Discrete(3), "cpu")
@@ -330,11 +357,19 @@ def test_train_script_smoke_run_and_resume(tmp_path):
     evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
     assert evals[-1]["env_steps"] == 300 and evals[-1]["grad_steps"] == 100  # (300 - 100) x 0.5
     failure = evals[-1]["failure"]  # failure modes of the episodes collected after the first update
-    assert set(failure) == {"model_error", "exploitation", "predicted_return", "achieved_return", "horizon"}
+    assert set(failure) == {
+        "model_error",
+        "exploitation",
+        "exploitation_per_step",
+        "predicted_return",
+        "achieved_return",
+        "horizon",
+    }
     assert all(math.isfinite(v) for v in failure.values()) and failure["model_error"] >= 0
-    spent = evals[-1]["time_s"]  # where the time went: every part of the loop was timed
-    assert set(spent) == {"decide", "env", "update", "model_check", "eval"} and min(spent.values()) > 0
-    assert sum(spent.values()) <= evals[-1]["wall_s"] + 1.0
+    spent, counts = evals[-1]["time_s"], evals[-1]["time_n"]  # where the time went: every part was timed
+    assert set(spent) == set(counts) == {"warmup", "decide", "env", "update:train", "model_check", "eval"}
+    assert min(spent.values()) > 0 and sum(spent.values()) <= evals[-1]["wall_s"] + 0.5
+    assert (counts["warmup"], counts["decide"], counts["env"], counts["update:train"]) == (100, 200, 300, 100)
     train(load_config([run_dir / "config.yaml"], ["train.env_steps=400", "train.eval_every=400"]), resume=run_dir)
     agent, _ = load_agent(run_dir)
     assert agent.updates == 150

@@ -75,6 +75,8 @@ class TrainConfig:
     """Torch intra-op threads; 0 uses every core."""
     max_nonfinite_updates: int = 20
     """Stop the run after this many non-finite updates in a row (each is skipped, weights unchanged); 0: never."""
+    model_check: bool = True
+    """Score the agent's model on every new training episode (failure modes: models/model_check.py)."""
 
 
 @dataclass

@@ -127,7 +127,7 @@ def rows_from_run(
                 "machine": machine,
                 "run_dir": str(run_dir),
                 **({"failure": e["failure"]} if "failure" in e else {}),
-                **({"time_s": e["time_s"], "agent_steps": e["agent_steps"]} if "time_s" in e else {}),
+                **({"time_s": e["time_s"], "time_n": e.get("time_n", {})} if "time_s" in e else {}),
                 **(extra or {}),
             }
         )
@@ -218,7 +218,8 @@ def table(rows: list[dict], targets: dict[str, float] | None = None, baseline: s
         heading = f"### protocol {c['index']} of {c['count']}: " if c["count"] > 1 else "Protocol: "
         out.append(f"{heading}{describe(c['protocol'])}.\n")
         out.append(_table(c["rows"], c["protocol"]["action_repeat"]))
-        target = (targets or {}).get(c["task"], _row_target(c["rows"]))
+        given = targets or {}
+        target = given[c["task"]] if c["task"] in given else _row_target(c["rows"])
         if len({r["env_steps"] for r in c["rows"]}) > 1:
             out.append(efficiency_table(c["rows"], target, baseline))
         out.append(failure_table(c["rows"]))
@@ -227,9 +228,12 @@ def table(rows: list[dict], targets: dict[str, float] | None = None, baseline: s
 
 
 def _row_target(rows: list[dict]) -> float | None:
-    """The target return the rows state (suite rows carry the suite's ``target_return``), if they agree on one."""
-    stated = {r["target_return"] for r in rows if r.get("target_return") is not None}
-    return stated.pop() if len(stated) == 1 else None
+    """The target return the rows state (suite rows carry the suite's ``target_return``); a ValueError when they
+    state different ones (say which with report --target)."""
+    stated = sorted({r["target_return"] for r in rows if r.get("target_return") is not None})
+    if len(stated) > 1:
+        raise ValueError(f"rows of {rows[0]['task']} state different target returns {stated}: pick one with --target")
+    return stated[0] if stated else None
 
 
 def report_budgets(steps: list[int]) -> list[int]:
@@ -247,21 +251,26 @@ def efficiency_table(rows: list[dict], target: float | None, baseline: str = "sa
     curves = _curves(rows)
     budgets = report_budgets([x for seeds in curves.values() for curve in seeds.values() for x in curve])
     head = [f"return at {b:,}" for b in budgets]
+    base = {obs: seeds for (_, obs, agent), seeds in curves.items() if agent == baseline}  # obs -> its curves
+    base_obs = "state" if "state" in base else next(iter(sorted(base)), None)  # the state baseline where there is one
     if target is not None:
-        head += [f"env steps to {target:g} (seeds reaching it)", f"fewer env steps than {baseline}"]
+        head += [f"env steps to {target:g} (seeds reaching it)"]
+        head += [f"fewer env steps than {baseline} ({base_obs})"] if base_obs else []
+    words = _target_words(target, baseline) + (f" No {baseline} rows here: no ratios." if not base_obs else "")
     lines = [
-        f"Returns: mean ± 95% interval over seeds (Student t).{_target_words(target, baseline)}\n",
+        f"Returns: mean ± 95% interval over seeds (Student t).{words}\n",
         "| obs | agent | seeds | " + " | ".join(head) + " |",
         "|---|---|---|" + "---|" * len(head),
     ]
-    base = [seeds for (_, _, agent), seeds in curves.items() if agent == baseline]
-    base_steps = steps_to_return(base[0], target) if target is not None and len(base) == 1 else None
+    base_steps = steps_to_return(base[base_obs], target) if target is not None and base_obs else None
     for (_, obs, agent), seeds in sorted(curves.items()):
         cells = [format_interval([c[b] for c in seeds.values()]) if _all_have(seeds, b) else "" for b in budgets]
         if target is not None:
             steps = steps_to_return(seeds, target)
-            ratio = "" if base_steps is None or agent == baseline else efficiency_ratio(base_steps, steps)
-            cells += [str(steps), ratio]
+            cells += [str(steps)]
+            if base_steps is not None:
+                is_base = agent == baseline and obs == base_obs
+                cells += ["" if is_base else efficiency_ratio(base_steps, steps)]
         lines.append(f"| {obs} | {agent} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -5,7 +5,7 @@ episodes since the previous evaluation, of the model's error on each fresh episo
 predicted for the executed actions against the return achieved. The table shows them at each agent's last
 evaluation; the figure shows exploitation (predicted - achieved) over training and, for objective mismatch, the
 eval return against the model's error (each agent's error divided by its first value, since the agents' errors
-are in different units: relative state error, latent consistency error, world-model loss).
+are in different units: relative state error, latent consistency error, world-model loss, reward error).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-FIELDS = ("model_error", "predicted_return", "achieved_return", "exploitation")
+FIELDS = ("model_error", "horizon", "predicted_return", "achieved_return", "exploitation", "exploitation_per_step")
 
 
 def failure_curves(rows: list[dict]) -> dict[tuple[str, str], dict[int, dict[int, dict]]]:
@@ -36,15 +36,17 @@ def failure_table(rows: list[dict]) -> str:
         return ""
     lines = [
         "Failure modes on the training episodes before each agent's last evaluation (models/model_check.py): the "
-        "H-step return the model predicted for the executed actions from each real state, the return achieved, "
-        "their difference (exploitation: > 0 means the agent's actions are ones its model overrates) and the "
-        "model's error on those fresh episodes, in its own units. Mean over seeds.\n",
-        "| obs | agent | seeds | model error | predicted return | achieved return | exploitation |",
-        "|---|---|---|---|---|---|---|",
+        "H-step return the model predicted for the executed actions from each real state (H: the agent's planning "
+        "or imagination horizon), the return achieved, their difference (exploitation: > 0 means the agent's "
+        "actions are ones its model overrates), that difference per step, and the model's error on those fresh "
+        "episodes in its own units (state models: one-step relative state error; TD-MPC: latent consistency; "
+        "Dreamer: world-model loss; MuZero: one-step reward error). Mean over seeds.\n",
+        "| obs | agent | seeds | model error | H | predicted H-step return | achieved | exploitation | per step |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (obs, agent), seeds in sorted(curves.items()):
         last = [curve[max(curve)] for curve in seeds.values()]
-        cells = [f"{np.mean([p[k] for p in last]):.4g}" for k in FIELDS]
+        cells = [f"{np.mean([p.get(k, np.nan) for p in last]):.4g}" for k in FIELDS]
         lines.append(f"| {obs} | {agent} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -65,13 +67,14 @@ def plot_failure(rows: list[dict], title: str, path: Path) -> Path | None:
         steps = sorted(set.intersection(*(set(c) for c in seeds.values())))
         if not steps:
             continue
-        mean = {k: np.array([np.mean([c[x][k] for c in seeds.values()]) for x in steps]) for k in (*FIELDS, "return")}
+        keys = ("model_error", "horizon", "exploitation", "return")
+        mean = {k: np.array([np.mean([c[x][k] for c in seeds.values()]) for x in steps]) for k in keys}
         style = "--" if obs == "pixels" else "-"
         label = f"{agent} ({obs}, {len(seeds)} seed{'s' if len(seeds) != 1 else ''})"
-        left.plot(steps, mean["exploitation"], style, marker=".", label=label)
+        left.plot(steps, mean["exploitation"] / mean["horizon"], style, marker=".", label=label)
         right.plot(mean["model_error"] / mean["model_error"][0], mean["return"], style, marker=".", label=label)
     left.axhline(0.0, color="k", lw=0.8)
-    left.set(xlabel="env steps", ylabel="predicted - achieved H-step return", title="model exploitation")
+    left.set(xlabel="env steps", ylabel="(predicted - achieved H-step return) / H", title="model exploitation")
     right.set(xscale="log", xlabel="model error / its first value", ylabel="eval return", title="objective mismatch")
     for ax in (left, right):
         ax.grid(alpha=0.3)

@@ -2,7 +2,7 @@
 setting and provenance to a JSONL file (``--results``), and the markdown table ``report`` makes of them.
 
 Row fields: kind ('update', 'decision' or 'collection'), agent, task, obs, setting (presets and overrides, as
-given), precision (bfloat16 when the agent uses it on this machine), threads, batch (envs deciding at once),
+given), precision (bfloat16 when the agent uses it on this machine), threads, device, batch (envs deciding at once),
 median_s and min_s (seconds per update or decision) or env_steps_per_s, repeats, parameters, and provenance
 (commit, dirty, torch, cpu, host). An anchor's row (another library, measured by its own script in its own venv)
 sets ``anchor`` to the library and version.
@@ -36,6 +36,7 @@ def speed_row(kind: str, cfg, result: dict, setting: str) -> dict:
         "setting": setting,
         "precision": "bfloat16" if use_bf16(bf16, device) else "float32",
         "threads": result["threads"],
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "median_s": result["median_s"],
         "min_s": result["min_s"],
         "repeats": len(result.get("times", [])) or None,
@@ -63,8 +64,8 @@ def speed_table(rows: list[dict]) -> str:
             continue
         unit = "env steps / s" if kind == "collection" else f"s per {kind} (median, min)"
         out.append(f"### {kind} speed\n")
-        out.append(f"| who | agent | task | obs | setting | precision | threads | {unit} | commit | CPU |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        out.append(f"| who | agent | task | obs | setting | precision | threads | device | {unit} | commit | CPU |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in by_kind[kind]:
             figure = (
                 f"{r['env_steps_per_s']:,.0f} ({r.get('batch', 1)} envs)"
@@ -73,7 +74,8 @@ def speed_table(rows: list[dict]) -> str:
             )
             who = r.get("anchor", "worldmodels")
             cells = [who, r["agent"], r["task"], r["obs"], f"`{r['setting']}`", r.get("precision", "")]
-            cells += [str(r.get("threads", "")), figure, str(r.get("commit", ""))[:7], r.get("cpu", "")]
+            cells += [str(r.get("threads", "")), r.get("device", ""), figure, str(r.get("commit", ""))[:7]]
+            cells += [r.get("cpu", "")]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
-"""Two-sided 95% quantiles of Student's t for 1..15 degrees of freedom (1.96 beyond 30; interpolated between)."""
+"""Two-sided 95% quantiles of Student's t for 1..15 degrees of freedom (16..29: interpolated to 2.042 at 30;
+from 30: 1.96 + 2.4 / dof, within 0.002 of the exact value)."""
 
 
 def t_quantile(dof: int) -> float:
@@ -77,7 +78,7 @@ def steps_to_return(seeds: dict[int, dict[int, float]], target: float) -> StepsT
 def efficiency_ratio(baseline: StepsToReturn, agent: StepsToReturn) -> str:
     """How many times fewer env steps the agent needs than the baseline to reach the target: '4.0x', '>4.0x' when
     only the baseline is censored (its true figure is larger), '<0.5x' when only the agent is, '-' when both are."""
-    if baseline.censored and agent.censored:
+    if (baseline.censored and agent.censored) or agent.mean <= 0:  # a target met at step 0 has no ratio
         return "-"
     ratio = baseline.mean / agent.mean
     bound = ">" if baseline.censored else "<" if agent.censored else ""

@@ -319,7 +319,10 @@ def report(args) -> int:
     rows = read_rows(args.results)
     learning = [r for r in rows if not is_speed_row(r)]
     speeds = [r for r in rows if is_speed_row(r)]
-    markdown = table(learning, parse_targets(args.target), args.baseline)
+    try:
+        markdown = table(learning, parse_targets(args.target), args.baseline)
+    except ValueError as err:  # rows that state different target returns
+        raise UsageError(str(err)) from err
     if speeds:
         markdown += ("\n" if markdown else "") + "## Speed\n\n" + speed_table(speeds)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ Dimension letters: T transitions in the episode, H the agent's horizon, N = T - 
   the actions its model rates highest, so the model's errors are selected for: on the agent's own actions the
   model is optimistic. From every real state s_t of the episode the model predicts the H-step return of the
   actions the agent then executed, open loop; ``exploitation`` = predicted - achieved, averaged over windows
-  (0 for an unbiased model; positive: the agent exploits the model's errors).
+  (0 for an unbiased model; positive: the agent exploits the model's errors); ``exploitation_per_step`` divides it
+  by H, so that agents with different horizons compare. It mixes the model's plain reward bias with the errors
+  the agent selects for; the model-error study's held-out random-action episodes measure the bias alone.
 - Objective mismatch: the model is trained for prediction, not for return. ``model_error`` is the model's own
   training objective (or its one-step error) on the fresh episode; plotted against the eval return over training
   it shows whether a better model meant a better agent.
@@ -82,6 +84,7 @@ def failure_metrics(predicted: torch.Tensor, achieved: torch.Tensor, model_error
         f"{PREFIX}predicted_return": predicted_return.mean().item(),
         f"{PREFIX}achieved_return": achieved_return.mean().item(),
         f"{PREFIX}exploitation": (predicted_return - achieved_return).mean().item(),
+        f"{PREFIX}exploitation_per_step": (predicted_return - achieved_return).mean().item() / predicted.shape[-1],
         f"{PREFIX}model_error": float(model_error),
         f"{PREFIX}horizon": float(predicted.shape[-1]),
     }

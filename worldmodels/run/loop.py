@@ -60,8 +60,12 @@ class Counters:
     nonfinite_streak: int = 0
     """Of those, how many in a row up to now."""
     time_s: dict[str, float] = field(default_factory=dict)
-    """Seconds spent, summed over resumes, in: decide (agent.act, or random warm-up actions), env (stepping the
-    simulator and rendering), update (every stream's updates), model_check (failure modes) and eval."""
+    """Seconds spent, summed over resumes, in: warmup (random actions before train.warmup_steps), decide
+    (agent.act), env (stepping the simulator and rendering), update:<stream> (each batch stream's updates),
+    model_check (failure modes) and eval."""
+    time_n: dict[str, int] = field(default_factory=dict)
+    """What each part of time_s counted: decisions (warmup, decide: one per env), env steps (env), updates
+    (update:<stream>), episodes (model_check) and evaluations (eval)."""
 
 
 def env_kwargs(cfg: Config) -> dict:
@@ -232,14 +236,14 @@ class Trainer:
         self._clock = time.time()
         while c.env_steps < cfg.train.env_steps:
             extras = None
-            with self._timed("decide"):
-                if c.env_steps < cfg.train.warmup_steps:
+            if c.env_steps < cfg.train.warmup_steps:
+                with self._timed("warmup", n):
                     action = random_actions(self.rng, self.action_space, n)
-                else:
-                    obs_now = {**obs, "is_first": is_first}
-                    action, agent_state, extras = self.agent.act(obs_now, agent_state, explore=True)
+            else:
+                with self._timed("decide", n):
+                    action, agent_state, extras = self.agent.act({**obs, "is_first": is_first}, agent_state, True)
             before = obs
-            with self._timed("env"):
+            with self._timed("env", n * repeat):
                 obs, reward, terminated, truncated, infos = envs.step(action)
             c.env_steps += n * repeat
             c.agent_steps += n
@@ -254,23 +258,30 @@ class Trainer:
             if wants_latest:
                 self.latest = latest_transitions(before, action, reward, lasts, terminated, self.action_space)
             is_first = terminated | truncated
-            with self._timed("update"):
-                self._update(streams, n)
+            self._update(streams, n)
             tick = self._periodic(tick)
 
     @contextlib.contextmanager
-    def _timed(self, part: str):
-        """Add the seconds the block takes to counters.time_s[part]."""
+    def _timed(self, part: str, count: int = 1):
+        """Add the seconds the block takes to counters.time_s[part] and ``count`` to counters.time_n[part] (on
+        CUDA after the queued work is done, so it is charged to the part that queued it)."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            spent = self.counters.time_s
-            spent[part] = spent.get(part, 0.0) + time.perf_counter() - start
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            c = self.counters
+            c.time_s[part] = c.time_s.get(part, 0.0) + time.perf_counter() - start
+            c.time_n[part] = c.time_n.get(part, 0) + count
+
+    def _cuda_devices(self) -> list:
+        return [self.device] if self.device.type == "cuda" else []
 
     def _finish_episode(self, episode: dict, builder: EpisodeBuilder, obs: dict, i: int) -> None:
-        if self.counters.grad_steps > 0:  # the model has learned something: how it fares on a fresh episode
-            with self._timed("model_check"):
+        if self.cfg.train.model_check and self.counters.grad_steps > 0:  # the model has learned: score it
+            # on the fresh episode, with its own random streams, so that checking leaves training unchanged
+            with self._timed("model_check"), torch.random.fork_rng(devices=self._cuda_devices()):
                 failure = self.agent.model_check(episode)
             if failure:
                 self.metrics.add(failure)
@@ -300,7 +311,8 @@ class Trainer:
                 credit -= cost
                 c.stream_credit[stream.name] = credit
                 try:
-                    metrics = stream.update(sample_batch(self.replay, stream.spec, self.latest))
+                    with self._timed(f"update:{stream.name}"):
+                        metrics = stream.update(sample_batch(self.replay, stream.spec, self.latest))
                 except NonFiniteUpdate as err:
                     self._skip_nonfinite(stream.name, err)
                     continue
@@ -399,6 +411,9 @@ class Trainer:
                 "eval/length_mean": float(np.mean(result.lengths)),
             },
         )
+        now = time.time()  # the row's wall clock includes the evaluation just run, as its time_s does
+        c.wall_s += now - self._clock
+        self._clock = now
         row = {
             "env_steps": c.env_steps,
             "agent_steps": c.agent_steps,
@@ -406,10 +421,13 @@ class Trainer:
             "action_repeat": cfg.env.action_repeat,
             "wall_s": round(c.wall_s, 2),
             "eval_s": round(time.time() - start, 2),
+            "time_n": dict(c.time_n),
             "time_s": {part: round(seconds, 3) for part, seconds in c.time_s.items()},
             **result.summary(),
         }
-        if self.failure_since_eval:  # the agent's model_check metrics, mean over the episodes since the last eval
+        # the agent's model_check metrics, mean over the episodes since the last eval (in memory only: after a
+        # resume the first row averages the episodes since the resume)
+        if self.failure_since_eval:
             keys = self.failure_since_eval[0]
             row["failure"] = {k.split("/")[-1]: float(np.mean([m[k] for m in self.failure_since_eval])) for k in keys}
             self.failure_since_eval = []
