@@ -24,6 +24,7 @@ def failure_curves(rows: list[dict]) -> dict[tuple[str, str], dict[int, dict[int
     for row in rows:
         if row.get("failure"):
             point = {"return": row["return_mean"], **row["failure"]}
+            point["exploitation_per_step"] = point["exploitation"] / point["horizon"]  # rows before the field
             out[(row.get("obs", ""), row["agent"])][row["seed"]][row["env_steps"]] = point
     return out
 
