@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from worldmodels.analysis.benchmark import provenance as benchmark_provenance
 from worldmodels.analysis.dyna_report import read_jsonl, write_report
 from worldmodels.envs.dyna_maze import free_cells, optimal_q
 
@@ -54,25 +54,12 @@ def study_cells(seeds, planning=(0, 5, 50), coverages=(1.0, 0.75, 0.5, 0.25), pa
     return [Cell(k, c, s) for k, c in combos for s in seeds]
 
 
-def cpu_model() -> str:
-    """The CPU's model name as lscpu gives it."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        text = ""
-    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name")]
-    return names[0] if names else "unknown"
-
-
 def provenance(cfg) -> dict:
-    """What every row carries: the commit (and whether the work tree had uncommitted changes), the CPU, the protocol."""
-    git = ["git", "-C", str(PRESET.parents[2])]
-    commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(git + ["status", "--porcelain"], capture_output=True, text=True).stdout.strip())
+    """What every row carries: benchmark rows' provenance (commit, dirty tree, torch, CPU, host) and the protocol."""
     a = cfg.agent
     protocol = {"alpha": a.alpha, "gamma": a.gamma, "epsilon": a.epsilon, "q_init": 0, "envs": 1}
     protocol["eval"] = "one greedy episode at the end"  # greedy_steps; the episode rows are training episodes
-    return {"commit": commit, "dirty": dirty, "cpu": cpu_model(), "protocol": protocol}
+    return {**benchmark_provenance(), "protocol": protocol}
 
 
 def run_cell(cell: Cell, root: Path, env_steps: int, episodes: int) -> tuple[Path, object]:

@@ -257,7 +257,7 @@ def run_model_error(
     for name, curve in curves.items():
         which, fitted = curve.fitted
         eps, growth = fit_growth(fitted)
-        run_dir = next((str(r) for n, (_, _, r) in agents.items() if n == name), None)
+        run_dir = str(agents[name][2]) if name in agents else None  # None: the linear-Gaussian model
         rows.append(
             {
                 **base,
