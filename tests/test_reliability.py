@@ -187,6 +187,15 @@ def test_resume_falls_back_to_the_previous_checkpoint_and_reconciles_the_run(tmp
     assert load_checkpoint(run_dir)["counters"]["episodes"] == 6 == len(list((run_dir / "replay").glob("*.npz")))
 
 
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    run_dir = train(tiny(tmp_path, "done", "train.env_steps=200"))
+    before = (run_dir / "evals.jsonl").read_text()
+    counters = load_checkpoint(run_dir)["counters"]
+    train(load_config([run_dir / "config.yaml"]), resume=run_dir)
+    assert (run_dir / "evals.jsonl").read_text() == before  # no second evaluation of the last step
+    assert load_checkpoint(run_dir)["counters"]["env_steps"] == counters["env_steps"] == 200
+
+
 def test_two_unreadable_checkpoints_are_a_clear_error_and_both_are_left_alone(tmp_path):
     run_dir = train(tiny(tmp_path, "bad", "train.env_steps=400", "train.checkpoint_every=200"))
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):

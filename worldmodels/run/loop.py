@@ -35,7 +35,7 @@ from worldmodels.run.collect import EpisodeBuilder, latest_transitions, split_fi
 from worldmodels.run.evaluation import evaluate
 from worldmodels.run.interrupts import NonFiniteTraining, sigterm_as_interrupt
 from worldmodels.run.logger import Logger, MeanTracker, ProgressFigures
-from worldmodels.run.resume import last_eval_return, move_rows_past
+from worldmodels.run.resume import last_eval, move_rows_past
 
 
 @dataclass
@@ -191,7 +191,7 @@ class Trainer:
         self.replay.load(up_to=payload["replay"]["episodes_added"])
         for name in ("evals.jsonl", "metrics.jsonl"):  # rows written after this checkpoint are set aside
             move_rows_past(self.run_dir / name, self.counters.env_steps)
-        self.last_eval = last_eval_return(self.run_dir / "evals.jsonl")
+        self.last_eval_step, self.last_eval = last_eval(self.run_dir / "evals.jsonl")
 
     # -- the loop -------------------------------------------------------------------------------------------
     def run(self) -> Path:

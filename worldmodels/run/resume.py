@@ -40,7 +40,9 @@ def move_rows_past(path: Path, env_steps: int) -> int:
     return len(late)
 
 
-def last_eval_return(path: Path) -> float:
-    """The mean return of the newest row of an evals.jsonl, or NaN when there is none."""
+def last_eval(path: Path) -> tuple[int, float]:
+    """(env_steps, mean return) of the newest row of an evals.jsonl, or (-1, NaN) when there is none.
+
+    A resumed run uses the step to skip re-evaluating a step it has a row for (a finished run resumed again)."""
     rows = _rows(path) if path.exists() else []
-    return float(rows[-1][1]["mean"]) if rows else math.nan
+    return (int(rows[-1][1]["env_steps"]), float(rows[-1][1]["mean"])) if rows else (-1, math.nan)
