@@ -167,3 +167,14 @@ def test_speed_figures_become_rows_and_the_report_tabulates_them(tmp_path):
     markdown = (tmp_path / "out" / "table.md").read_text()
     assert "### update speed" in markdown and "### decision speed" in markdown
     assert "| worldmodels | sac | gym:Pendulum-v1 | state |" in markdown
+
+
+def test_an_anchor_row_is_tabulated_under_its_library_with_the_median_of_its_times(tmp_path):
+    from worldmodels.analysis.speed_rows import anchor_row, speed_table
+
+    fields = dict(agent="dreamer", task="dmc:cartpole-swingup", obs="pixels", setting="S", threads=2)
+    row = anchor_row("sheeprl 0.8.4", "update", [3.0, 1.0, 2.0], precision="bfloat16", **fields)
+    assert (row["median_s"], row["min_s"], row["repeats"], row["anchor"]) == (2.0, 1.0, 3, "sheeprl 0.8.4")
+    assert "| sheeprl 0.8.4 | dreamer | dmc:cartpole-swingup | pixels | `S` | bfloat16 | 2 | cpu | 2, 1 |" in (
+        speed_table([row])
+    )

@@ -1,7 +1,7 @@
 """mbrl-lib's PETS planning cost at its cartpole settings: milliseconds per action.
 
-Run with mbrl-lib's own venv, never the project's (see benchmarks/README.md):
-    anchors/mbrl/bin/python benchmarks/anchors/mbrl_lib_pets_speed.py --threads 2
+Run with mbrl-lib's own venv, never the project's (see benchmarks/README.md); --results appends an anchor row:
+    anchors/mbrl/bin/python benchmarks/anchors/mbrl_lib_pets_speed.py --threads 2 --results benchmarks/speed/speed.jsonl
 That venv on Python 3.11 (mbrl 0.2.0 pins hydra-core 1.0.3, which fails to import on 3.11; 1.3.2 works, and pip's
 dependency-conflict warning about it is expected):
     python3 -m venv anchors/mbrl
@@ -14,7 +14,9 @@ alpha 0.1, horizon 15, replanning every step. The model is untrained: planning c
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import omegaconf
@@ -26,11 +28,16 @@ import mbrl.env.termination_fns as termination_fns
 import mbrl.models as models
 import mbrl.planning as planning
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for the row format only
+from worldmodels.analysis.benchmark import append_rows  # noqa: E402
+from worldmodels.analysis.speed_rows import anchor_row  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--results", type=Path, help="append the figure as an anchor row to this JSONL")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     env = cartpole_env.CartPoleEnv()
@@ -62,6 +69,14 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     print(f"mbrl-lib PETS: {1000 * float(np.median(times)):.0f} ms per action (median of {args.repeats}, "
           f"min {1000 * min(times):.0f}), {torch.get_num_threads()} threads")
+    if args.results:
+        setting = "5 x 200x3 LeakyReLU, TS-inf 20 particles, CEM 500 x 5, elites 10%, horizon 15"
+        row = anchor_row(
+            "mbrl-lib 0.2.0", "decision", times, agent="pets", task="mbrl:cartpole_continuous", obs="state",
+            setting=setting, precision="float32", threads=torch.get_num_threads(), batch=1,
+        )
+        append_rows(args.results, [row])
+        print(f"-> {args.results}")
 
 
 if __name__ == "__main__":

@@ -4,21 +4,28 @@ One update is one call of sheeprl's own `train()` (sheeprl.algos.dreamer_v3.drea
 of the critic into the target critic that its main loop makes before every gradient step. The configuration is
 sheeprl's own, composed with hydra as its CLI would compose `exp=dreamer_v3_dmc_cartpole_swingup_sparse` (dm_control
 cartpole swingup from 64x64 RGB pixels, one continuous action), with the algo preset of --size (dreamer_v3_S by
-default), a batch of --batch sequences of --seq steps, Fabric on one CPU in fp32 ("32-true"), eager mode (sheeprl's
-default: algo.compile.enabled False) and no metrics or logger. The batch is random, in the layout train() reads from
-sheeprl's replay buffer: float tensors [T, B, ...] (rgb in 0..255, actions, rewards, terminated, truncated, is_first).
+default), a batch of --batch sequences of --seq steps, Fabric on one CPU at --precision ("32-true", fp32, or
+"bf16-mixed", its bfloat16 autocast: the setting that matches ours with agent.bf16 on a CPU with AMX), eager mode
+(sheeprl's default: algo.compile.enabled False) and no metrics or logger. The batch is random, in the layout train()
+reads from sheeprl's replay buffer: float tensors [T, B, ...] (rgb in 0..255, actions, rewards, terminated, truncated,
+is_first).
 The models are untrained: the cost of an update does not depend on their weights.
 
 Install sheeprl in its own venv, never the project's (from the repository root):
     python3.11 -m venv anchors/sheeprl
     anchors/sheeprl/bin/pip install "sheeprl[dmc]==0.8.4" torch==2.13.0 mujoco==3.17.0
 Run:
-    anchors/sheeprl/bin/python benchmarks/anchors/sheeprl_dreamer_speed.py --size S --threads 2
+    anchors/sheeprl/bin/python benchmarks/anchors/sheeprl_dreamer_speed.py --size S --threads 2 --precision bf16-mixed \
+        --results benchmarks/speed/speed.jsonl
+--results appends the figure as an anchor row (worldmodels.analysis.speed_rows) that `benchmark.py report` tabulates
+beside ours.
 """
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import hydra
@@ -37,7 +44,12 @@ from sheeprl.utils.timer import timer
 from sheeprl.utils.utils import dotdict
 
 
-def compose_config(size: str, batch: int, seq: int, threads: int) -> dotdict:
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for the row format only
+from worldmodels.analysis.benchmark import append_rows  # noqa: E402
+from worldmodels.analysis.speed_rows import anchor_row  # noqa: E402
+
+
+def compose_config(size: str, batch: int, seq: int, threads: int, precision: str) -> dotdict:
     overrides = [
         "exp=dreamer_v3_dmc_cartpole_swingup_sparse",
         "env.wrapper.task_name=swingup",  # the dense-reward task; the reward does not change the cost of an update
@@ -50,7 +62,7 @@ def compose_config(size: str, batch: int, seq: int, threads: int) -> dotdict:
         "algo.mlp_keys.decoder=[]",
         "fabric.accelerator=cpu",
         "fabric.devices=1",
-        "fabric.precision=32-true",
+        f"fabric.precision={precision}",
         "metric.log_level=0",  # no metrics, no timers, no logger
         "model_manager.disabled=True",
         f"num_threads={threads}",
@@ -86,10 +98,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"], help="Fabric's precision")
+    parser.add_argument("--results", type=Path, help="append the figure as an anchor row to this JSONL")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    cfg = compose_config(args.size, args.batch, args.seq, args.threads)
+    cfg = compose_config(args.size, args.batch, args.seq, args.threads, args.precision)
     # The global settings of sheeprl's CLI (run_algorithm) that bear on an update
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     Distribution.set_default_validate_args(cfg.distribution.validate_args)
@@ -153,9 +167,18 @@ def main() -> None:
     trained = n_params(world_model, actor, critic)
     total = trained + n_params(target_critic)
     print(f"sheeprl {sheeprl.__version__} DreamerV3 {args.size}: {statistics.median(times):.3f} s per update "
-          f"(median of {args.repeats}, min {min(times):.3f}), batch {args.batch} x {args.seq}, fp32, "
+          f"(median of {args.repeats}, min {min(times):.3f}), batch {args.batch} x {args.seq}, {args.precision}, "
           f"{torch.get_num_threads()} threads, {total / 1e6:.2f}M parameters "
           f"({trained / 1e6:.2f}M without the target critic)")
+    if args.results:
+        setting = f"DreamerV3 {args.size}, batch {args.batch} x {args.seq}, dmc cartpole-swingup 64x64 rgb, eager"
+        precision = "bfloat16" if args.precision == "bf16-mixed" else "float32"
+        row = anchor_row(
+            f"sheeprl {sheeprl.__version__}", "update", times, agent="dreamer", task="dmc:cartpole-swingup",
+            obs="pixels", setting=setting, precision=precision, threads=torch.get_num_threads(), parameters=total,
+        )
+        append_rows(args.results, [row])
+        print(f"-> {args.results}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,10 @@ class Agent:
         for an agent without a model, or before its model has learned anything."""
         return None
 
+    def ready_to_plan(self) -> None:
+        """Act from now on as after a first model fit (a planning agent acts at random before it). Timings call it
+        to measure the planner on an untrained model; the default is for agents that never act at random."""
+
     def state_dict(self) -> dict:
         raise NotImplementedError
 

@@ -202,6 +202,9 @@ class MBPOAgent(Agent):
         """The ensemble's open-loop prediction along an episode (agents/state_model.py)."""
         return self.state_model.open_loop(episode, horizon)
 
+    def ready_to_plan(self) -> None:
+        self.fits = max(self.fits, 1)
+
     def model_check(self, episode: dict) -> dict[str, float] | None:
         """Failure modes over the rollout length in force (models/model_check.py); None before the first refit."""
         return check_metrics(self.open_loop(episode, self.rollout_length), episode) if self.fits else None

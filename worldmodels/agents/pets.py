@@ -127,6 +127,9 @@ class PETSAgent(Agent):
         """The ensemble's open-loop prediction along an episode (agents/state_model.py)."""
         return self.state_model.open_loop(episode, horizon)
 
+    def ready_to_plan(self) -> None:
+        self.fitted = True
+
     def model_check(self, episode: dict) -> dict[str, float] | None:
         """Failure modes over the planning horizon (models/model_check.py); None before the first refit."""
         return check_metrics(self.open_loop(episode, self.cfg.horizon), episode) if self.fitted else None

@@ -46,6 +46,18 @@ def speed_row(kind: str, cfg, result: dict, setting: str) -> dict:
     return row | provenance()
 
 
+def anchor_row(anchor: str, kind: str, times: list[float], **fields) -> dict:
+    """A row for another library's timing (seconds per update or decision), made by its script in its own venv;
+    ``fields``: agent, task, obs, setting, precision, threads and optionally parameters or batch."""
+    import statistics
+
+    from worldmodels.analysis.benchmark import provenance
+
+    row = {"kind": kind, "anchor": anchor, "device": "cpu", **fields}
+    row |= {"median_s": statistics.median(times), "min_s": min(times), "repeats": len(times)}
+    return row | provenance()
+
+
 def collection_row(task: str, obs: str, setting: str, num_envs: int, rate: float) -> dict:
     from worldmodels.analysis.benchmark import provenance
 

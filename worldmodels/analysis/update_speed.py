@@ -98,10 +98,7 @@ def update_seconds(cfg: Config, repeats: int = 5, warmup: int = 2) -> dict:
 def act_seconds(cfg: Config, repeats: int = 5, batch: int = 1) -> dict:
     """Median seconds per agent.act decision for ``batch`` envs (planning agents plan on an untrained model)."""
     agent, first = probe_agent(cfg)
-    if hasattr(agent, "fitted"):  # time the planner, not the random actions before a first refit (PETS, mbac)
-        agent.fitted = True
-    if hasattr(agent, "fits"):  # MBPO, mpc_value
-        agent.fits = max(agent.fits, 1)
+    agent.ready_to_plan()  # time the planner, not the random actions before a first refit
     obs = {k: np.repeat(v[None], batch, 0) for k, v in first.items()}
     obs["is_first"] = np.ones(batch, bool)
     _, state, _ = agent.act(obs, None, explore=True)
