@@ -178,3 +178,19 @@ def test_an_anchor_row_is_tabulated_under_its_library_with_the_median_of_its_tim
     assert "| sheeprl 0.8.4 | dreamer | dmc:cartpole-swingup | pixels | `S` | bfloat16 | 2 | cpu | 2, 1 |" in (
         speed_table([row])
     )
+
+
+def test_the_ratio_to_an_anchor_pairs_rows_of_one_label_and_precision():
+    from worldmodels.analysis.speed_rows import ratio_table
+
+    def row(median, precision, anchor=None, label="S"):
+        return {"kind": "update", "median_s": median, "precision": precision, "label": label} | (
+            {"anchor": anchor} if anchor else {}
+        )
+
+    rows = [row(4.0, "bfloat16", "sheeprl"), row(2.0, "bfloat16"), row(6.0, "bfloat16", "sheeprl")]
+    rows += [row(8.0, "float32", "sheeprl"), row(0.5, "bfloat16", label="")]  # unlabelled: in no ratio
+    table = ratio_table(rows)
+    assert "| S | update | bfloat16 | sheeprl | 4, 6 / 2 | **2.50x** |" in table  # median(4, 6) / 2
+    assert "float32" not in table  # an anchor with no row of ours at its precision has no ratio
+    assert ratio_table([row(8.0, "float32", "sheeprl")]) == ""

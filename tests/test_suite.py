@@ -64,6 +64,18 @@ def test_protocol_is_applied_to_every_agent_over_its_preset(tmp_path):
     assert suite.protocol_id(TASK) == load_suite(SMOKE, root=tmp_path / "elsewhere").protocol_id(TASK)
 
 
+def test_a_selection_runs_some_cells_of_the_same_suite_and_rejects_names_it_does_not_have(tmp_path):
+    suite = load_suite(SMOKE, root=tmp_path)
+    picked = suite.select(agents=["pets"], seeds=[1])
+    assert [c.name for c in picked.cells()] == ["pets-gym-Pendulum-v1-s1"]
+    assert (picked.rows, picked.root, picked.protocol_id(TASK)) == (suite.rows, suite.root, suite.protocol_id(TASK))
+    assert suite.select().cells() == suite.cells()
+    with pytest.raises(ConfigError, match="--agents dreamer: not in smoke.yaml .its agents: sac, pets"):
+        suite.select(agents=["dreamer"])
+    with pytest.raises(ConfigError, match="--seeds 7: not in smoke.yaml"):
+        suite.select(seeds=[7])
+
+
 def test_a_pairing_may_change_action_repeat_and_observation_kind_on_its_task_only(tmp_path):
     path = write_suite(
         tmp_path,

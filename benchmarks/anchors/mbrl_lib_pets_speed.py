@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--results", type=Path, help="append the figure as an anchor row to this JSONL")
+    parser.add_argument("--label", default="pets-mbrl-cartpole", help="the row's comparison label")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     env = cartpole_env.CartPoleEnv()
@@ -73,7 +74,7 @@ def main() -> None:
         setting = "5 x 200x3 LeakyReLU, TS-inf 20 particles, CEM 500 x 5, elites 10%, horizon 15"
         row = anchor_row(
             "mbrl-lib 0.2.0", "decision", times, agent="pets", task="mbrl:cartpole_continuous", obs="state",
-            setting=setting, precision="float32", threads=torch.get_num_threads(), batch=1,
+            setting=setting, precision="float32", threads=torch.get_num_threads(), batch=1, label=args.label,
         )
         append_rows(args.results, [row])
         print(f"-> {args.results}")

@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"], help="Fabric's precision")
     parser.add_argument("--results", type=Path, help="append the figure as an anchor row to this JSONL")
+    parser.add_argument("--label", help="the row's comparison label (default dreamer-<size>-<batch>x<seq>)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -176,6 +177,7 @@ def main() -> None:
         row = anchor_row(
             f"sheeprl {sheeprl.__version__}", "update", times, agent="dreamer", task="dmc:cartpole-swingup",
             obs="pixels", setting=setting, precision=precision, threads=torch.get_num_threads(), parameters=total,
+            label=args.label or f"dreamer-{args.size}-{args.batch}x{args.seq}",
         )
         append_rows(args.results, [row])
         print(f"-> {args.results}")

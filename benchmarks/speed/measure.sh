@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every speed figure the READMEs quote, measured in one run on an idle machine and appended as rows to OUT; then
-# `benchmark.py report` turns the rows into benchmarks/speed/table.md. Ours and each anchor alternate (anchor, ours,
-# anchor) so that a change of machine load shows up as a spread, not as a ratio.
+# `benchmark.py report` turns the rows into benchmarks/speed/table.md, with the ratio of each anchor to ours for rows
+# of the same --label and precision. Ours and each anchor alternate (anchor, ours, anchor) so that a change of
+# machine load shows up as a spread, not as a ratio.
 #   bash benchmarks/speed/measure.sh [OUT=benchmarks/speed/speed.jsonl] [THREADS=2]
 # Anchors run in their own venvs under anchors/ (git-ignored; recipes in their scripts' docstrings): sheeprl 0.8.4
 # for DreamerV3 updates (fp32 and its bf16-mixed, the precision ours uses on a CPU with AMX), mbrl-lib 0.2.0 for PETS
@@ -24,9 +25,9 @@ sheeprl() {
   else echo "anchors/sheeprl missing: sheeprl not measured (recipe: benchmarks/anchors/sheeprl_dreamer_speed.py)"; fi
 }
 sheeprl bf16-mixed
-bench speed "${dreamer_s[@]}" agent.bf16=true --repeats 5
+bench speed "${dreamer_s[@]}" agent.bf16=true --repeats 5 --label dreamer-S-16x64
 sheeprl 32-true
-bench speed "${dreamer_s[@]}" agent.bf16=false --repeats 5
+bench speed "${dreamer_s[@]}" agent.bf16=false --repeats 5 --label dreamer-S-16x64
 sheeprl bf16-mixed
 
 echo "== PETS decisions at mbrl-lib's cartpole settings, beside mbrl-lib 0.2.0 =="
@@ -36,9 +37,15 @@ mbrl() {
   else echo "anchors/mbrl missing: mbrl-lib not measured (recipe: benchmarks/anchors/mbrl_lib_pets_speed.py)"; fi
 }
 mbrl
-bench act-speed "${pets[@]}" agent.bf16=false --repeats 10
+bench act-speed "${pets[@]}" agent.bf16=false --repeats 10 --label pets-mbrl-cartpole
 mbrl
-bench act-speed "${pets[@]}" agent.bf16=true --repeats 10
+bench act-speed "${pets[@]}" agent.bf16=true --repeats 10 --label pets-mbrl-cartpole
+
+echo "== MuZero's batched search: 16 roots x 50 simulations, pUCT and Gumbel, one thread =="
+for search in puct gumbel; do
+  bench act-speed --config configs/muzero/cartpole.yaml agent.simulations=50 agent.search="$search" train.threads=1 \
+    --batch 16 --repeats 10
+done
 
 echo "== Dreamer's CPU preset updates and pixel collection =="
 bench speed --config configs/dreamer/cartpole_swingup.yaml train.threads="$threads" --repeats 5

@@ -10,6 +10,7 @@ sets ``anchor`` to the library and version.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 
 KINDS = ("update", "decision", "collection")
@@ -65,6 +66,32 @@ def collection_row(task: str, obs: str, setting: str, num_envs: int, rate: float
     return row | {"env_steps_per_s": rate} | provenance()
 
 
+def ratio_table(rows: list[dict]) -> str:
+    """Markdown: for each label, kind and precision with both anchor rows and ours, how many times faster ours is
+    (the median of the anchor's medians over the median of ours); '' when no rows pair up."""
+    groups = defaultdict(lambda: defaultdict(list))  # (label, kind, precision) -> who -> [median_s]
+    for r in rows:
+        if r.get("label") and "median_s" in r:
+            who = r.get("anchor", "worldmodels")
+            groups[(r["label"], r["kind"], r.get("precision", ""))][who].append(r["median_s"])
+    lines = []
+    for (label, kind, precision), by_who in groups.items():
+        ours = by_who.pop("worldmodels", [])
+        for anchor, theirs in by_who.items() if ours else ():
+            times = f"{_figures(theirs)} / {_figures(ours)}"
+            ratio = statistics.median(theirs) / statistics.median(ours)
+            lines.append(f"| {label} | {kind} | {precision} | {anchor} | {times} | **{ratio:.2f}x** |")
+    if not lines:
+        return ""
+    head = ["### ours against the anchors (rows of the same label and precision)\n"]
+    head += ["| comparison | kind | precision | anchor | anchor's / our seconds (medians) | ours faster by |"]
+    return "\n".join(head + ["|---|---|---|---|---|---|"] + lines) + "\n"
+
+
+def _figures(times: list[float]) -> str:
+    return ", ".join(f"{t:.4g}" for t in times)
+
+
 def speed_table(rows: list[dict]) -> str:
     """Markdown: one table per kind, a line per row (anchors marked), in the order measured."""
     by_kind = defaultdict(list)
@@ -90,4 +117,5 @@ def speed_table(rows: list[dict]) -> str:
             cells += [r.get("cpu", "")]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-    return "\n".join(out)
+    ratios = ratio_table(rows)
+    return "\n".join(out) + ("\n" + ratios if ratios else "")

@@ -147,6 +147,24 @@ class Suite:
         """Seed-major, so an interrupted suite has whole seeds of every (task, agent), not all seeds of a few."""
         return [Cell(t, a, s) for s in self.seeds for t in self.tasks for a in self.agents]
 
+    def select(self, agents: list[str] | None = None, tasks: list[str] | None = None, seeds: list[int] | None = None):
+        """The same suite (root, rows, protocols) restricted to some agents, tasks or seeds: the cells to run now;
+        the others are left as they are. An unknown name is a ConfigError that lists the suite's."""
+        picked = {"agents": agents, "tasks": tasks, "seeds": seeds}
+        for what, names in picked.items():
+            known = getattr(self, what)
+            for name in names or []:
+                if name not in known:
+                    raise ConfigError(
+                        f"--{what} {name}: not in {self.path.name} (its {what}: {', '.join(map(str, known))})"
+                    )
+        return dataclasses.replace(
+            self,
+            agents={a: e for a, e in self.agents.items() if not agents or a in agents},
+            tasks={t: p for t, p in self.tasks.items() if not tasks or t in tasks},
+            seeds=[s for s in self.seeds if not seeds or s in seeds],
+        )
+
     def protocol(self, task: str) -> dict:
         """The protocol rows record: the task and its fields (the task's action repeat, not a pairing's)."""
         return {"task": task, **dataclasses.asdict(self.tasks[task])}

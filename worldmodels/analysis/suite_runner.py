@@ -157,9 +157,9 @@ def run_suite(
     todo = [c for c in suite.cells() if c not in done]
     resume = [c for c in todo if suite.run_dir(c).exists()]
     print(
-        f"suite {suite.name}: {len(configs)} cells ({_count(suite.agents, 'agent')} x {_count(suite.tasks, 'task')} "
-        f"x {_count(suite.seeds, 'seed')}): {len(done)} done, {len(resume)} to resume, {len(todo) - len(resume)} new; "
-        f"runs in {suite.root}, rows in {suite.rows}",
+        f"suite {suite.name}: {_count(configs, 'cell')} ({_count(suite.agents, 'agent')} x "
+        f"{_count(suite.tasks, 'task')} x {_count(suite.seeds, 'seed')}): {len(done)} done, {len(resume)} to resume, "
+        f"{len(todo) - len(resume)} new; runs in {suite.root}, rows in {suite.rows}",
         flush=True,
     )
     if plan or not todo:

@@ -31,6 +31,12 @@ Dotted overrides (train.threads=1 ...) go before the options, since --seeds take
 """
 
 
+LABEL_HELP = (
+    "names the comparison the row belongs to: the report gives the ratio of an anchor's rows to ours with the same "
+    "label and precision (e.g. dreamer-S-16x64 for sheeprl's script and ours at DreamerV3's S size)"
+)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="benchmark",
@@ -64,11 +70,13 @@ def parser() -> argparse.ArgumentParser:
     collect.add_argument("--fast-render", action="store_true", help="dm_control: no shadows/reflections/anti-aliasing")
     speed = sub.add_parser("speed", help="seconds per training update of a configured agent (synthetic batch)")
     speed.add_argument("--results", type=Path, help="append the figure as a row (with provenance) to this JSONL")
+    speed.add_argument("--label", default="", help=LABEL_HELP)
     speed.add_argument("overrides", nargs="*", help="dotted config overrides")
     speed.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     speed.add_argument("--repeats", type=int, default=5, help="timed updates (median reported)")
     act = sub.add_parser("act-speed", help="seconds per decision of a configured agent (planning cost: PETS, MuZero)")
     act.add_argument("--results", type=Path, help="append the figure as a row (with provenance) to this JSONL")
+    act.add_argument("--label", default="", help=LABEL_HELP)
     act.add_argument("overrides", nargs="*", help="dotted config overrides")
     act.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     act.add_argument("--repeats", type=int, default=5, help="timed decisions (median reported)")
@@ -135,6 +143,9 @@ def parser() -> argparse.ArgumentParser:
     suite.add_argument("--root", type=Path, help="folder of the cells' run directories (default: the suite's)")
     suite.add_argument("--rows", type=Path, help="rows file (default: the suite's, or <root>/rows.jsonl)")
     suite.add_argument("--plan", action="store_true", help="check every cell's config and list the cells to run")
+    suite.add_argument("--agents", nargs="+", help="run only these agent labels' cells (default: all)")
+    suite.add_argument("--tasks", nargs="+", help="run only these tasks' cells (default: all)")
+    suite.add_argument("--seeds", nargs="+", type=int, help="run only these seeds' cells (default: all)")
     report = sub.add_parser(
         "report",
         help="results files -> markdown table and learning-curve PNGs",
@@ -192,7 +203,7 @@ def suite_command(args) -> int:
     from worldmodels.analysis.suite import load_suite
     from worldmodels.analysis.suite_runner import run_suite
 
-    suite = load_suite(args.suite, root=args.root, rows=args.rows)
+    suite = load_suite(args.suite, root=args.root, rows=args.rows).select(args.agents, args.tasks, args.seeds)
     return run_suite(suite, args.threads_per_cell, args.address, args.num_cpus, plan=args.plan)
 
 
@@ -234,7 +245,7 @@ def speed(args) -> int:
         f"{result['parameters'] / 1e6:.2f}M parameters (slow copies included), {result['threads']} threads"
     )
     if args.results:
-        append_rows(args.results, [speed_row("update", cfg, result, setting_words(args))])
+        append_rows(args.results, [speed_row("update", cfg, result, setting_words(args)) | {"label": args.label}])
     return 0
 
 
@@ -252,7 +263,7 @@ def act_speed(args) -> int:
         rate = args.batch * cfg.agent.simulations / result["median_s"]
         print(f"{cfg.agent.name}: {rate:,.0f} simulations/s ({cfg.agent.simulations} simulations x {args.batch} roots)")
     if args.results:
-        row = speed_row("decision", cfg, result, setting_words(args)) | {"batch": args.batch}
+        row = speed_row("decision", cfg, result, setting_words(args)) | {"batch": args.batch, "label": args.label}
         append_rows(args.results, [row])
     return 0
 
