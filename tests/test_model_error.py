@@ -70,12 +70,18 @@ def test_table_fits_the_state_curve_or_else_the_reward_curve():
 
 def test_a_trained_run_and_the_linear_model_are_measured_on_the_same_episodes(tmp_path):
     run_dir = train(load_config([ROOT / "configs/tdmpc/tiny.yaml"], [f"run.root={tmp_path}", "run.name=tdmpc"]))
-    table, rows = run_model_error([run_dir], episodes=2, train_episodes=3, horizon=5, seed=7, out=tmp_path / "out")
+    table, rows = run_model_error(
+        [run_dir], episodes=2, train_episodes=3, horizon=5, seed=7, out=tmp_path / "out", value_episodes=1,
+        value_starts=4, value_tol=0.5,
+    )  # fmt: skip
     assert [r["model"] for r in rows] == ["linear-Gaussian (3 random episodes)", "tdmpc s0 (tdmpc)"]
     linear, tdmpc = rows
     assert linear["fitted_to"] == "state" and linear["reward_error"] == [None] * 5 and len(linear["state_error"]) == 5
     assert tdmpc["fitted_to"] == "reward" and tdmpc["state_error"] is None
     assert all(x >= 0 for x in tdmpc["reward_error"]) and tdmpc["epsilon"] == tdmpc["reward_error"][0]
+    # values on its own greedy episode: k = 0..5, 4 scored starts; the linear model has no value function
+    assert len(tdmpc["value_error"]) == 6 and tdmpc["value_windows"] == 4 and "value_error" not in linear
+    assert "abs k=0" in table and "own greedy policy" in (tmp_path / "out/model_error-gym_Pendulum-v1.md").read_text()
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == [
         "model_error-gym_Pendulum-v1.jsonl",
@@ -90,7 +96,9 @@ def test_a_trained_run_and_the_linear_model_are_measured_on_the_same_episodes(tm
 
 def test_a_pixel_dreamer_run_is_scored_on_rendered_held_out_episodes_images_included(tmp_path):
     run_dir = train(load_config([ROOT / "configs/dreamer/tiny.yaml"], [f"run.root={tmp_path}", "run.name=dreamer"]))
-    table, rows = run_model_error([run_dir], episodes=1, train_episodes=2, horizon=4, seed=3, out=tmp_path / "out")
+    table, rows = run_model_error(
+        [run_dir], episodes=1, train_episodes=2, horizon=4, seed=3, out=tmp_path / "out", value_episodes=0
+    )
     dreamer = rows[1]
     assert dreamer["fitted_to"] == "reward" and dreamer["state_error"] is None and len(dreamer["image_error"]) == 4
     assert all(0 < x < 1 for x in dreamer["image_error"]) and rows[0]["image_error"] is None

@@ -169,9 +169,10 @@ class DreamerAgent(Agent):
         return check_metrics(self.open_loop(episode, self.cfg.horizon), episode)
 
     @torch.no_grad()
-    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+    def open_loop(self, episode: dict, horizon: int, values: bool = False) -> OpenLoop:
         """From the posterior of every step of the episode, the rewards the RSSM's prior predicts for the executed
-        actions; model_error is the world-model loss (its training objective) on the episode."""
+        actions; model_error is the world-model loss (its training objective) on the episode. Values: the
+        critic's."""
         data = self.to_torch({key: value[None] for key, value in episode.items()})  # [1, T + 1, ...]
         with autocast(self.bf16, self.device):
             loss, states, _ = self.wm.loss(
@@ -180,8 +181,13 @@ class DreamerAgent(Agent):
             windows = {"action": data["action"][0].float().cpu().numpy(), "reward": episode["reward"]}
             starts, actions, _ = executed_windows(windows, horizon, self.device)
             starts = torch.as_tensor(starts, device=self.device)
-            _, predicted, _ = self.wm.rollout(states.map(lambda x: x[0, starts].float()), actions)  # [N, H]
-        return OpenLoop(predicted.float(), loss.item())
+            start = states.map(lambda x: x[0, starts].float())  # [N, ...]
+            unrolled, predicted, _ = self.wm.rollout(start, actions)  # [N, H, ...], [N, H]
+            out = OpenLoop(predicted.float(), loss.item())
+            if values:
+                path = torch.cat([start.features()[:, None], unrolled.features()], 1)  # [N, H + 1, F]
+                out = out._replace(values=self.behaviour.value(self.wm, path), discount=self.cfg.gamma)
+        return out
 
     @torch.no_grad()
     def image_errors(self, episode: dict, horizon: int, chunk: int = 64) -> torch.Tensor | None:

@@ -98,9 +98,16 @@ class MBACAgent(Agent):
         action, _, _ = self.behaviour.actor(states, explore=explore)
         return action.clamp(-1, 1).cpu().numpy(), state, {}  # [N, A]
 
-    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
-        """The ensemble's open-loop prediction along an episode (agents/state_model.py)."""
-        return self.state_model.open_loop(episode, horizon)
+    @torch.no_grad()
+    def open_loop(self, episode: dict, horizon: int, values: bool = False) -> OpenLoop:
+        """The ensemble's open-loop prediction along an episode (agents/state_model.py). Values: the critic's."""
+        out = self.state_model.open_loop(episode, horizon)
+        if not values:
+            return out
+        start = torch.as_tensor(episode["state"], dtype=torch.float32, device=self.device)[: len(out.states)]
+        path = torch.cat([start[:, None], out.states], 1)  # [N, H + 1, S]
+        value = self.behaviour.value(self.imagination, self.imagination.features(path))  # [N, H + 1]
+        return out._replace(values=value, discount=self.cfg.gamma)
 
     def ready_to_plan(self) -> None:
         self.fitted = True

@@ -198,9 +198,19 @@ class MBPOAgent(Agent):
         states = torch.as_tensor(obs["state"], dtype=torch.float32, device=self.device)  # [N, S]
         return self.learner.act({"state": states}, deterministic=not explore).cpu().numpy(), state, {}
 
-    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
-        """The ensemble's open-loop prediction along an episode (agents/state_model.py)."""
-        return self.state_model.open_loop(episode, horizon)
+    @torch.no_grad()
+    def open_loop(self, episode: dict, horizon: int, values: bool = False) -> OpenLoop:
+        """The ensemble's open-loop prediction along an episode (agents/state_model.py). Values: SAC's soft Q (the
+        minimum of its two heads) at the policy's mean action."""
+        out = self.state_model.open_loop(episode, horizon)
+        if not values:
+            return out
+        start = torch.as_tensor(episode["state"], dtype=torch.float32, device=self.device)[: len(out.states)]
+        path = torch.cat([start[:, None], out.states], 1)  # [N, H + 1, S]
+        features = self.learner.critic.encoder({"state": path.reshape(-1, path.shape[-1])})
+        action = self.learner.actor(features, deterministic=True)[0]
+        value = self.learner.critic.values(features, action).min(0).values.view(path.shape[:2])  # [N, H + 1]
+        return out._replace(values=value, discount=self.learner.settings.gamma)
 
     def ready_to_plan(self) -> None:
         self.fits = max(self.fits, 1)

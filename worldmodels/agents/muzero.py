@@ -349,22 +349,28 @@ class MuZeroAgent(Agent):
         return check_metrics(self.open_loop(episode, self.cfg.unroll), episode)
 
     @torch.no_grad()
-    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+    def open_loop(self, episode: dict, horizon: int, values: bool = False) -> OpenLoop:
         """From the representation of every step of the episode, the rewards the dynamics predict for the
         executed actions (each mapped to its nearest grid action); model_error is the one-step absolute reward
-        error over all the episode's transitions."""
+        error over all the episode's transitions. Values: the value head's."""
         obs = episode_observations(episode, self.frames, self.device)  # [T + 1, ...]
         actions = torch.as_tensor(self.action_grid.index(np.asarray(episode["action"])), device=self.device)
         starts, _, _ = executed_windows(episode, horizon, self.device)  # [N]
         horizon = min(horizon, len(actions) - 1)
         latents = self.net.represent(obs)  # [T + 1, L]
-        s, rewards = latents[starts], []
+        s = latents[starts]
+        rewards, value = [], [self.net.decode_scalars(s)[0][:, 1]]
         for k in range(1, horizon + 1):
             s = self.net.dynamics(s, actions[starts + k])  # action t + k leads into step t + k
-            rewards.append(self.net.decode_scalars(s)[0][:, 0])
+            scalars = self.net.decode_scalars(s)[0]  # [N, 2]: reward, value
+            rewards.append(scalars[:, 0])
+            value.append(scalars[:, 1])
         one_step = self.net.decode_scalars(self.net.dynamics(latents[:-1], actions[1:]))[0][:, 0]  # [T]
         truth = torch.as_tensor(episode["reward"][1:], dtype=torch.float32, device=self.device)
-        return OpenLoop(torch.stack(rewards, 1).float(), (one_step.float() - truth).abs().mean().item())
+        out = OpenLoop(torch.stack(rewards, 1).float(), (one_step.float() - truth).abs().mean().item())
+        if values:
+            out = out._replace(values=torch.stack(value, 1).float(), discount=self.cfg.discount)  # [N, H + 1]
+        return out
 
     def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict:
         """Open-loop unroll of rewards and values from the real observation at window step ``context`` - 1

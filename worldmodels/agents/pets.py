@@ -123,8 +123,9 @@ class PETSAgent(Agent):
         report = kstep_report(self.model, f32(data["state"]), f32(data["action"]), context, f32(data["reward"]))
         return {"images": {"report/kstep": kstep_figure(report)}, "scalars": report.scalars()}
 
-    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
-        """The ensemble's open-loop prediction along an episode (agents/state_model.py)."""
+    def open_loop(self, episode: dict, horizon: int, values: bool = False) -> OpenLoop:
+        """The ensemble's open-loop prediction along an episode (agents/state_model.py); PETS has no value
+        function, so ``values`` asks for nothing."""
         return self.state_model.open_loop(episode, horizon)
 
     def ready_to_plan(self) -> None:

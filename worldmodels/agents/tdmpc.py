@@ -348,17 +348,22 @@ class TDMPCAgent(Agent):
         return check_metrics(self.open_loop(episode, self.cfg.horizon), episode)
 
     @torch.no_grad()
-    def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
+    def open_loop(self, episode: dict, horizon: int, values: bool = False) -> OpenLoop:
         """From the latent of every step of the episode, the rewards the latent dynamics predict for the executed
         actions; model_error is the one-step latent consistency error ||d(z_t, a) - enc(o_t+1)||^2 (per latent
-        dim), its dynamics objective."""
+        dim), its dynamics objective. Values: Q at the policy's mean action, averaged over the Q heads."""
         obs = episode_observations(episode, self.frames, self.device)  # [T + 1, ...]
         with autocast(self.bf16, self.device):
             z = self.model.encode(obs).float()  # [T + 1, L]
             starts, actions, _ = executed_windows(episode, horizon, self.device)
-            _, predicted = self.model.rollout(z[starts], actions)  # [N, H]
+            latents, predicted = self.model.rollout(z[starts], actions)  # [N, H, L], [N, H]
             one_step = self.model.next(z[:-1], actions_of_episode(episode, self.device)).float()  # [T, L]
-        return OpenLoop(predicted.float(), (one_step - z[1:]).pow(2).mean().item())
+            out = OpenLoop(predicted.float(), (one_step - z[1:]).pow(2).mean().item())
+            if values:
+                path = torch.cat([z[starts][:, None], latents.float()], 1)  # [N, H + 1, L]
+                value = self.model.value(path, deterministic=True).float()  # [N, H + 1]
+                out = out._replace(values=value, discount=self.cfg.discount)
+        return out
 
     def state_dict(self) -> dict:
         return {

@@ -23,6 +23,14 @@ import numpy as np
 import torch
 
 from worldmodels.analysis.compounding import error_bound, fit_growth
+from worldmodels.analysis.value_error import (
+    ValueCurve,
+    policy_episodes,
+    record_episode,
+    tail_decisions,
+    value_curve,
+    value_table,
+)
 from worldmodels.envs import make_env
 from worldmodels.models.linear_gaussian import LinearGaussianModel
 from worldmodels.models.model_check import OpenLoop, executed_windows
@@ -45,39 +53,17 @@ def held_out_episodes(
     obs_kind = "both" if pixels else "state"
     env = make_env(spec, obs=obs_kind, action_repeat=action_repeat, seed=seed, time_limit=time_limit, **(pixels or {}))
     rng = np.random.default_rng(seed)
-    out = []
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed + e)
-        states, actions, rewards, terminal = [obs["state"]], [np.zeros(env.action_space.shape, np.float32)], [0.0], []
-        frames = [obs["pixels"]] if pixels else None
-        done = False
-        while not done:
-            if action_grid is None:
-                action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-            else:
-                action = action_grid[rng.integers(len(action_grid))]
-            obs, reward, terminated, truncated, _ = env.step(action)
-            states.append(obs["state"])
-            if frames is not None:
-                frames.append(obs["pixels"])
-            actions.append(action)
-            rewards.append(reward)
-            terminal.append(terminated)
-            done = terminated or truncated
-        length = len(states)
-        out.append(
-            {
-                "state": np.stack(states).astype(np.float32),
-                "action": np.stack(actions),
-                "reward": np.asarray(rewards, np.float32),
-                "is_first": np.arange(length) == 0,
-                "is_last": np.arange(length) == length - 1,
-                "is_terminal": np.asarray([False] + terminal),
-                **({"pixels": np.stack(frames)} if frames is not None else {}),
-            }
-        )
-    env.close()
-    return out
+
+    def random_action(obs: dict, first: bool) -> np.ndarray:
+        if action_grid is None:
+            return rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        return action_grid[rng.integers(len(action_grid))]
+
+    keys = ("state", "pixels") if pixels else ("state",)
+    try:
+        return [record_episode(env, random_action, seed + e, keys) for e in range(episodes)]
+    finally:
+        env.close()
 
 
 def linear_gaussian_open_loop(train_episodes: list[dict]):
@@ -160,15 +146,20 @@ def _cell(errors: np.ndarray | None, k: int) -> str:
     return "-" if errors is None or k > len(errors) or math.isnan(errors[k - 1]) else f"{errors[k - 1]:.3g}"
 
 
-def plot_model_error(curves: dict[str, ErrorCurve], title: str, path: Path) -> Path:
-    """State error (left) and reward error (right) against k, measured (solid) beside the fitted bound (dashed)."""
+def plot_model_error(
+    curves: dict[str, ErrorCurve], title: str, path: Path, value_curves: dict[str, ValueCurve] | None = None
+) -> Path:
+    """State error (left) and reward error against k, measured (solid) beside the fitted bound (dashed); image
+    error (RSSM) and the value error on the agents' own episodes, relative to the return scale, when there are
+    any."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     with_images = any(c.image_error is not None for c in curves.values())
-    fig, axes = plt.subplots(1, 3 if with_images else 2, figsize=(16 if with_images else 11, 4.2))
+    panels = 2 + with_images + bool(value_curves)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
     for i, (name, curve) in enumerate(curves.items()):
         color = f"C{i % 10}"
         which, fitted = curve.fitted
@@ -188,6 +179,14 @@ def plot_model_error(curves: dict[str, ErrorCurve], title: str, path: Path) -> P
     axes[1].set(xlabel="open-loop steps k", ylabel="|r_hat - r|", title="reward error (every model)")
     if with_images:
         axes[2].set(xlabel="open-loop steps k", ylabel="mean squared pixel error", title="image error (RSSM)")
+    if value_curves:
+        names = list(curves)
+        for name, value in value_curves.items():
+            ks = np.arange(len(value.error))
+            color = f"C{names.index(name) % 10}"
+            axes[-1].plot(ks, value.error / value.return_scale, color=color, marker=".", label=name)
+        axes[-1].set(xlabel="open-loop steps k (0: the real state)", ylabel="|V_hat - G| / mean |G|")
+        axes[-1].set_title("value error (own greedy episodes)")
     for ax in axes:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -201,10 +200,20 @@ def plot_model_error(curves: dict[str, ErrorCurve], title: str, path: Path) -> P
 
 
 def run_model_error(
-    run_dirs: list[Path], episodes: int, train_episodes: int, horizon: int, seed: int, out: Path
+    run_dirs: list[Path],
+    episodes: int,
+    train_episodes: int,
+    horizon: int,
+    seed: int,
+    out: Path,
+    value_episodes: int = 2,
+    value_starts: int = 200,
+    value_tol: float = 0.01,
 ) -> tuple[str, list[dict]]:
     """Every run's model, and a linear-Gaussian model, on the same held-out episodes -> (markdown table, rows).
-    The runs must share task, action repeat and time limit. Writes <out>/model_error-<task>.{md,png,jsonl}."""
+    The runs must share task, action repeat and time limit. Writes <out>/model_error-<task>.{md,png,jsonl}.
+    Agents with a value function are also scored on ``value_episodes`` episodes of their own greedy policy with
+    ``value_starts`` scored starts each (analysis/value_error.py; 0 episodes: no value error)."""
     from worldmodels.analysis.benchmark import provenance
     from worldmodels.run.loop import load_agent
 
@@ -214,15 +223,15 @@ def run_model_error(
         if not hasattr(agent, "open_loop"):
             raise ValueError(f"{run_dir}: agent '{cfg.agent.name}' has no model to measure (no open_loop)")
         setting = (cfg.env.spec, cfg.env.action_repeat, cfg.env.time_limit)
-        agents[f"{cfg.agent.name} s{cfg.train.seed} ({Path(run_dir).name})"] = (agent, setting, run_dir)
+        agents[f"{cfg.agent.name} s{cfg.train.seed} ({Path(run_dir).name})"] = (agent, setting, run_dir, cfg)
         if cfg.env.obs in ("pixels", "both"):
             renders.add((cfg.env.size, cfg.env.fast_render))
-    settings = {setting for _, setting, _ in agents.values()}
+    settings = {setting for _, setting, _, _ in agents.values()}
     if len(settings) != 1:
         raise ValueError(f"the runs differ in (task, action repeat, time limit): {sorted(map(str, settings))}")
     spec, repeat, time_limit = settings.pop()
     grids = {}  # the action grids of models that search discretised actions (MuZero)
-    for agent, _, _ in agents.values():
+    for agent, _, _, _ in agents.values():
         grid = getattr(getattr(agent, "action_grid", None), "grid", None)
         if grid is not None:
             grids[grid.tobytes()] = grid
@@ -242,15 +251,31 @@ def run_model_error(
     )}  # fmt: skip
     curves |= {
         name: error_curve(agent.open_loop, held_out, horizon, getattr(agent, "image_errors", None))
-        for name, (agent, _, _) in agents.items()
+        for name, (agent, _, _, _) in agents.items()
     }
+    values = {}  # name -> ValueCurve, for the agents with a value function
+    for name, (agent, _, _, cfg) in agents.items() if value_episodes else ():
+        discount = agent.open_loop(held_out[0], horizon, values=True).discount  # None: no value function
+        if discount is not None:
+            decisions = value_starts + horizon + tail_decisions(discount, value_tol) - 1
+            own = policy_episodes(agent, cfg, value_episodes, seed + 20_000, decisions)
+            values[name] = value_curve(agent, own, horizon, value_tol)
     actions = "uniform random actions" if grid is None else f"random actions from a {len(grid)}-point grid"
     protocol = f"{spec}, action repeat {repeat}, {episodes} held-out episodes of {actions} (seed {seed}), H = {horizon}"
     stem = f"model_error-{spec.replace(':', '_').replace('/', '_')}"
     table = model_error_table(curves)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.md").write_text(f"{protocol}.\n\n{table}")
-    plot_model_error(curves, protocol, out / f"{stem}.png")
+    markdown = f"{protocol}.\n\n{table}"
+    if values:
+        table += "\n" + value_table(values)
+        markdown += (
+            f"\nValue error |V_hat - G| and bias V_hat - G after k open-loop steps (k = 0: the value of the real "
+            f"state), on {value_episodes} episodes of each agent's own greedy policy (seed {seed + 20_000}), "
+            f"{value_starts} scored starts each, run past the task's time limit so that the discounted tail beyond "
+            f"them weighs at most {value_tol:g} (analysis/value_error.py):\n\n{value_table(values)}"
+        )
+    (out / f"{stem}.md").write_text(markdown)
+    plot_model_error(curves, protocol, out / f"{stem}.png", values)
     base = {"task": spec, "action_repeat": repeat, "time_limit": time_limit, "episodes": episodes, "seed": seed}
     base |= {"horizon": horizon, **provenance()}
     rows = []
@@ -258,6 +283,12 @@ def run_model_error(
         which, fitted = curve.fitted
         eps, growth = fit_growth(fitted)
         run_dir = str(agents[name][2]) if name in agents else None  # None: the linear-Gaussian model
+        value = values.get(name)
+        value_fields = {} if value is None else {
+            "value_error": value.error.tolist(), "value_bias": value.bias.tolist(),
+            "value_return_scale": value.return_scale, "value_discount": value.discount,
+            "value_windows": value.starts, "value_episodes": value_episodes, "value_tol": value_tol,
+        }  # fmt: skip
         rows.append(
             {
                 **base,
@@ -270,6 +301,7 @@ def run_model_error(
                 "epsilon": eps,
                 "growth": growth,
                 "bound_at_h": float(error_bound(eps, growth, horizon)),
+                **value_fields,
             }
         )
     with open(out / f"{stem}.jsonl", "a") as handle:

@@ -109,6 +109,10 @@ class ImaginedActorCritic(nn.Module):
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=settings.critic_lr, eps=1e-5)
         self.register_buffer("return_range", torch.ones((), device=device))  # EMA of P95 - P5 of returns
 
+    def value(self, model: nn.Module, feats: torch.Tensor) -> torch.Tensor:
+        """The critic's value of the model's features [..., F] -> [...]."""
+        return self.twohot.decode(self.critic(policy_features(model, feats))).float()
+
     def imagine(self, model: nn.Module, starts):
         """Roll the actor through the model -> features [H+1, N, F], log-probabilities and entropies [H, N]."""
         logps, entropies = [], []

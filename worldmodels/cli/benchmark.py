@@ -86,7 +86,9 @@ def parser() -> argparse.ArgumentParser:
         help="k-step error of trained runs' models and a linear-Gaussian model on the same held-out episodes",
         description="Load each run's latest checkpoint, collect random-action episodes on the runs' shared task "
         "and action repeat, and measure every model's open-loop reward error (and state error, for state models) "
-        "after k = 1..H steps, with the fitted eps, L and the bound eps (L^H - 1) / (L - 1). Writes "
+        "after k = 1..H steps, with the fitted eps, L and the bound eps (L^H - 1) / (L - 1). Agents with a value "
+        "function (Dreamer, TD-MPC, MuZero, MBPO, mbac) are also scored on episodes of their own greedy policy: "
+        "their value of the real and of the predicted states against the realised discounted return. Writes "
         "<out>/model_error-<task>.md, .png and appends rows to .jsonl.",
     )
     merr.add_argument("runs", nargs="+", type=Path, help="run directories, e.g. results/suites/state/pets-...-s0")
@@ -95,6 +97,15 @@ def parser() -> argparse.ArgumentParser:
     merr.add_argument("--horizon", type=int, default=15, help="open-loop steps H (decisions)")
     merr.add_argument("--seed", type=int, default=1000, help="seed of the held-out episodes")
     merr.add_argument("--out", type=Path, default=Path("benchmarks/model_error"))
+    merr.add_argument(
+        "--value-episodes", type=int, default=2, help="episodes of each agent's own greedy policy its values are "
+        "scored on (0: no value error)",
+    )  # fmt: skip
+    merr.add_argument("--value-starts", type=int, default=200, help="scored starts per value episode")
+    merr.add_argument(
+        "--value-tol", type=float, default=0.01, help="the weight the discounted return past a value episode may "
+        "have: the episodes run that much longer than the scored starts",
+    )  # fmt: skip
     comp = sub.add_parser("compounding", help="k-step open-loop error of a linear-Gaussian model vs a PETS ensemble")
     comp.add_argument("--task", default="dmc:cartpole-swingup")
     comp.add_argument("--action-repeat", type=int, default=4)
@@ -284,7 +295,10 @@ def model_error(args) -> int:
     from worldmodels.analysis.model_error import run_model_error
 
     try:
-        table, _ = run_model_error(args.runs, args.episodes, args.train_episodes, args.horizon, args.seed, args.out)
+        table, _ = run_model_error(
+            args.runs, args.episodes, args.train_episodes, args.horizon, args.seed, args.out,
+            args.value_episodes, args.value_starts, args.value_tol,
+        )  # fmt: skip
     except ValueError as err:
         raise UsageError(str(err)) from err
     print(table)

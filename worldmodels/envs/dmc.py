@@ -33,7 +33,9 @@ class DMCEnv(gymnasium.Env):
         time_limit: int | None = None,
         fast_render: bool = False,
     ):
-        self._env = suite.load(domain, task, task_kwargs={"random": seed})
+        # With a time limit of ours, dm_control's own (1,000 steps on most tasks) is lifted, so it may be longer too
+        task_kwargs = {"random": seed} | ({"time_limit": float("inf")} if time_limit is not None else {})
+        self._env = suite.load(domain, task, task_kwargs=task_kwargs)
         self._obs_kind = obs
         self._size = size
         self._repeat = action_repeat

@@ -69,6 +69,11 @@ class OpenLoop(NamedTuple):
     """The model's own error on the episode (its training objective or one-step error; see each agent)."""
     states: torch.Tensor | None = None
     """Predicted states [N, H, S] (models that predict the state vector), else None."""
+    values: torch.Tensor | None = None
+    """With ``open_loop(..., values=True)``: the agent's value [N, H + 1] of the real state s_t (k = 0) and of
+    the predicted states after k = 1..H steps, for its own policy; None for an agent without a value function."""
+    discount: float | None = None
+    """The discount per decision those values are for."""
 
 
 def check_metrics(open_loop: OpenLoop, episode: dict) -> dict[str, float]:
