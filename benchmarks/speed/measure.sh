@@ -47,8 +47,13 @@ for search in puct gumbel; do
     --batch 16 --repeats 10
 done
 
-echo "== Dreamer's CPU preset updates and pixel collection =="
-bench speed --config configs/dreamer/cartpole_swingup.yaml train.threads="$threads" --repeats 5
+echo "== Dreamer's and TD-MPC's cartpole-swingup pixel presets: an update and a decision each =="
+for agent in dreamer tdmpc; do
+  bench speed --config configs/$agent/cartpole_swingup.yaml train.threads="$threads" --repeats 5
+  bench act-speed --config configs/$agent/cartpole_swingup.yaml train.threads="$threads" --repeats 20
+done
+
+echo "== pixel collection =="
 bench collect --task dmc:cartpole-swingup --obs pixels --action-repeat 2 --envs 1 2
 bench collect --task dmc:cartpole-swingup --obs pixels --action-repeat 2 --envs 1 2 --fast-render
 
