@@ -23,20 +23,26 @@ for round in $(seq "$rounds"); do
     run.progress=false >/dev/null 2>&1
   .venv/bin/python - "$root/$name" "$steps" "$threads" "$round" "$load" "$cpu" "$commit" >>"$out" <<'PY'
 import json, sys
+sys.path.insert(0, ".")
+from benchmarks.anchors.speed_fields import speed_fields
 run, steps, threads, rnd, load, cpu, commit = sys.argv[1:]
 rows = {r["env_steps"]: r for r in map(json.loads, open(f"{run}/evals.jsonl"))}
 first, last = rows[5000], rows[5000 + int(steps)]
 seconds = last["wall_s"] - first["wall_s"] - first["eval_s"]  # the eval at 5,000 falls inside the window
 fits = [json.loads(x) for x in open(f"{run}/metrics.jsonl")]
 epochs = [m["train/model_epochs"] for m in fits if "train/model_epochs" in m]
+rate = round(int(steps) / seconds * 60, 1)
 print(json.dumps({"what": "mbpo-speed", "who": "worldmodels", "task": "gym:InvertedPendulum-v5", "round": int(rnd),
-    "env_steps_measured": int(steps), "seconds": round(seconds, 2), "env_steps_per_min": round(int(steps) / seconds * 60, 1),
-    "model_epochs_logged": epochs, "threads": int(threads), "load_before": float(load), "cpu": cpu, "commit": commit}))
+    "env_steps_measured": int(steps), "seconds": round(seconds, 2), "env_steps_per_min": rate,
+    "model_epochs_logged": epochs, "threads": int(threads), "load_before": float(load), "cpu": cpu, "commit": commit,
+    **speed_fields(rate)}))
 PY
   tail -1 "$out"
   load=$(cut -d' ' -f1 /proc/loadavg)
   anchors/mbrl/bin/python benchmarks/anchors/mbrl_lib_mbpo_speed.py --threads "$threads" --env-steps "$steps" 2>/dev/null \
-    | anchors/mbrl/bin/python -c "import json,sys; r=json.loads(sys.stdin.read().strip().splitlines()[-1]); \
-r.update(what='mbpo-speed', who='mbrl-lib 0.2.0', round=$round, load_before=$load, cpu='$cpu', commit='$commit'); print(json.dumps(r))" >>"$out"
+    | anchors/mbrl/bin/python -c "import json,sys; sys.path.insert(0, '.'); \
+from benchmarks.anchors.speed_fields import speed_fields; r=json.loads(sys.stdin.read().strip().splitlines()[-1]); \
+r.update(what='mbpo-speed', who='mbrl-lib 0.2.0', round=$round, load_before=$load, cpu='$cpu', commit='$commit', \
+anchor_script=r.pop('anchor'), **speed_fields(r['env_steps_per_min'], 'mbrl-lib 0.2.0')); print(json.dumps(r))" >>"$out"
   tail -1 "$out" | cut -c1-300
 done

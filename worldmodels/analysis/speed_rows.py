@@ -1,7 +1,8 @@
 """Speed figures as rows: what ``benchmark.py speed``, ``act-speed`` and ``collect`` measure, appended with the
 setting and provenance to a JSONL file (``--results``), and the markdown table ``report`` makes of them.
 
-Row fields: kind ('update', 'decision' or 'collection'), agent, task, obs, setting (presets and overrides, as
+Row fields: kind ('update', 'decision', 'collection' or 'training': seconds per env step of a whole training loop,
+measured side by side with an anchor's), agent, task, obs, setting (presets and overrides, as
 given), precision (bfloat16 when the agent uses it on this machine), threads, device, batch (envs deciding at once),
 median_s and min_s (seconds per update or decision) or env_steps_per_s, repeats, parameters, and provenance
 (commit, dirty, torch, cpu, host). An anchor's row (another library, measured by its own script in its own venv)
@@ -13,7 +14,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-KINDS = ("update", "decision", "collection")
+KINDS = ("update", "decision", "collection", "training")
 
 
 def is_speed_row(row: dict) -> bool:
@@ -101,7 +102,9 @@ def speed_table(rows: list[dict]) -> str:
     for kind in KINDS:
         if not by_kind[kind]:
             continue
-        unit = "env steps / s" if kind == "collection" else f"s per {kind} (median, min)"
+        unit = {"collection": "env steps / s", "training": "s per env step of training (median, min)"}.get(
+            kind, f"s per {kind} (median, min)"
+        )
         out.append(f"### {kind} speed\n")
         out.append(f"| who | agent | task | obs | setting | precision | threads | device | {unit} | commit | CPU |")
         out.append("|---|---|---|---|---|---|---|---|---|---|---|")
