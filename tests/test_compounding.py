@@ -1,8 +1,12 @@
+"""Compounding error: k-step errors of a scalar linear model on worked examples (through model_error's curve), the
+bound and its fitted growth, and the compounding-error study as `model-error --task --fresh-ensemble`."""
+
 import numpy as np
 import pytest
 import torch
 
-from worldmodels.analysis.compounding import compounding_table, error_bound, fit_growth, k_step_errors, plot_compounding
+from worldmodels.analysis.compounding import error_bound, fit_growth
+from worldmodels.analysis.model_error import error_curve, linear_open_loop, run_model_error
 from worldmodels.models.linear_gaussian import LinearGaussianModel
 
 
@@ -16,61 +20,46 @@ def scalar_model(a: float) -> LinearGaussianModel:
     return model
 
 
-def true_episode(a: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    states = a ** torch.arange(steps + 1, dtype=torch.float64)  # s0 = 1
-    return states.reshape(1, -1, 1), torch.zeros(1, steps, 1, dtype=torch.float64)
+def true_episode(a: float, steps: int) -> dict:
+    """s_t = a^t from s_0 = 1, zero actions, in the replay's layout."""
+    states = (a ** np.arange(steps + 1)).reshape(-1, 1).astype(np.float32)
+    return {"state": states, "action": np.zeros((steps + 1, 1), np.float32), "reward": np.zeros(steps + 1, np.float32)}
 
 
 def test_worked_example_fitted_1_10_on_true_1_05():
-    states, actions = true_episode(1.05, 10)
-    curve = k_step_errors(scalar_model(1.10).rollout, states, actions, horizon=10)
+    curve = error_curve(linear_open_loop(scalar_model(1.10)), [true_episode(1.05, 10)], horizon=10)
     assert round(curve.state_error[0], 2) == 0.05
     assert round(curve.state_error[4], 2) == 0.26
     assert round(curve.state_error[9], 2) == 0.59
-    np.testing.assert_allclose(curve.state_error, (1.10 / 1.05) ** np.arange(1, 11) - 1)
+    np.testing.assert_allclose(curve.state_error, (1.10 / 1.05) ** np.arange(1, 11) - 1, rtol=1e-5)
 
 
 def test_worked_example_fitted_1_05_on_true_1_10():
-    states, actions = true_episode(1.10, 10)
-    curve = k_step_errors(scalar_model(1.05).rollout, states, actions, horizon=10)
-    np.testing.assert_allclose(curve.state_error, 1 - (1.05 / 1.10) ** np.arange(1, 11))
+    curve = error_curve(linear_open_loop(scalar_model(1.05)), [true_episode(1.10, 10)], horizon=10)
+    np.testing.assert_allclose(curve.state_error, 1 - (1.05 / 1.10) ** np.arange(1, 11), rtol=1e-5)
     assert round(curve.state_error[4], 2) == 0.21 and round(curve.state_error[9], 2) == 0.37
 
 
-def test_windows_cover_every_start_of_every_episode():
-    states, actions = true_episode(1.05, 12)
-    states, actions = states.repeat(3, 1, 1), actions.repeat(3, 1, 1)
-    calls = []
-
-    def rollout(start, acts):
-        calls.append((start.shape, acts.shape))
-        return scalar_model(1.05).rollout(start, acts)
-
-    curve = k_step_errors(rollout, states, actions, horizon=4)
-    assert calls == [((27, 1), (27, 4, 1))]  # 3 episodes x (12 - 4 + 1) windows, one batched call
-    np.testing.assert_allclose(curve.state_error, 0, atol=1e-12)
-    with pytest.raises(ValueError, match="longer than"):
-        k_step_errors(rollout, states, actions, horizon=13)
+def test_an_exact_model_has_no_error_over_every_window_of_every_episode():
+    curve = error_curve(linear_open_loop(scalar_model(1.05)), [true_episode(1.05, 12)] * 3, horizon=4)
+    np.testing.assert_allclose(curve.state_error, 0, atol=1e-6)
 
 
-def test_bound_and_growth_fit_recover_a_geometric_curve(tmp_path):
+def test_bound_and_growth_fit_recover_a_geometric_curve():
     ks = np.arange(1, 16)
-    errors = error_bound(0.02, 1.3, ks)
-    eps, growth = fit_growth(errors)
+    eps, growth = fit_growth(error_bound(0.02, 1.3, ks))
     assert eps == pytest.approx(0.02) and growth == pytest.approx(1.3, abs=1e-3)
     assert error_bound(0.1, 1.0, 5) == pytest.approx(0.5)
     np.testing.assert_allclose(error_bound(0.05, 2.0, np.array([1, 2, 3])), [0.05, 0.15, 0.35])
-    from worldmodels.analysis.compounding import CompoundingCurve
-
-    curves = {"geometric": CompoundingCurve(errors, None)}
-    assert "| geometric | 0.020 |" in compounding_table(curves)
-    assert plot_compounding(curves, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_compounding_study_writes_table_and_plot(tmp_path):
-    from worldmodels.analysis.compounding_study import run_study
-
-    table = run_study("gym:Pendulum-v1", 2, 1, horizon=5, action_repeat=4, out=tmp_path, epochs=3, hidden=(16,))
-    assert "linear-Gaussian" in table and "PETS ensemble (5 x 16)" in table
-    assert (tmp_path / "compounding-gym_Pendulum-v1.png").exists()
-    assert "action repeat 4" in (tmp_path / "compounding-gym_Pendulum-v1.md").read_text()
+def test_the_compounding_study_is_model_error_on_a_task_with_a_fresh_ensemble(tmp_path):
+    table, rows = run_model_error(
+        [], episodes=1, train_episodes=2, horizon=5, seed=0, out=tmp_path, task=("gym:Pendulum-v1", 4),
+        fresh_ensemble=True,
+    )  # fmt: skip
+    linear, ensemble = rows
+    assert linear["model"].startswith("linear-Gaussian") and ensemble["model"].startswith("ensemble 5 x 200x3")
+    assert len(ensemble["state_error"]) == 5 and all(x >= 0 for x in ensemble["reward_error"])
+    assert (ensemble["task"], ensemble["action_repeat"]) == ("gym:Pendulum-v1", 4)
+    assert (tmp_path / "model_error-gym_Pendulum-v1.png").exists() and "ensemble 5 x 200x3" in table

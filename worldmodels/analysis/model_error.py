@@ -32,6 +32,7 @@ from worldmodels.analysis.value_error import (
     value_table,
 )
 from worldmodels.envs import make_env
+from worldmodels.models.ensemble import Ensemble, fit_ensemble
 from worldmodels.models.linear_gaussian import LinearGaussianModel
 from worldmodels.models.model_check import OpenLoop, executed_windows
 
@@ -66,12 +67,20 @@ def held_out_episodes(
         env.close()
 
 
+def transitions(episodes: list[dict], dtype=torch.float64) -> tuple[torch.Tensor, ...]:
+    """Every transition of the episodes: states [M, S], actions [M, A], next states [M, S], rewards [M]."""
+    cat = lambda key, lo, hi: torch.cat([torch.as_tensor(e[key][lo:hi], dtype=dtype) for e in episodes])  # noqa: E731
+    return cat("state", 0, -1), cat("action", 1, None), cat("state", 1, None), cat("reward", 1, None)
+
+
 def linear_gaussian_open_loop(train_episodes: list[dict]):
     """A linear-Gaussian model fitted by least squares on the episodes -> open_loop(episode, H) (states only)."""
-    s = torch.cat([torch.as_tensor(e["state"][:-1], dtype=torch.float64) for e in train_episodes])
-    a = torch.cat([torch.as_tensor(e["action"][1:], dtype=torch.float64) for e in train_episodes])
-    s2 = torch.cat([torch.as_tensor(e["state"][1:], dtype=torch.float64) for e in train_episodes])
-    model = LinearGaussianModel().fit(s, a, s2)
+    s, a, s2, _ = transitions(train_episodes)
+    return linear_open_loop(LinearGaussianModel().fit(s, a, s2))
+
+
+def linear_open_loop(model: LinearGaussianModel):
+    """A linear-Gaussian model -> open_loop(episode, H): its mean rolled through the executed actions (states only)."""
 
     def open_loop(episode: dict, horizon: int) -> OpenLoop:
         states = torch.as_tensor(episode["state"], dtype=torch.float64)
@@ -81,6 +90,33 @@ def linear_gaussian_open_loop(train_episodes: list[dict]):
             dim=-1
         ) / states[1:].norm(dim=-1).clamp(min=1e-6)
         return OpenLoop(torch.full(predicted.shape[:2], math.nan), one_step.mean().item(), predicted)
+
+    return open_loop
+
+
+def fresh_ensemble_open_loop(train_episodes: list[dict], members=5, hidden=(200, 200, 200), epochs=100, seed=0):
+    """A PETS-style probabilistic ensemble (learned rewards) fitted on the episodes -> open_loop(episode, H): the
+    members' mean prediction rolled through the executed actions; model_error: its one-step relative state error."""
+    s, a, s2, r = transitions(train_episodes, torch.float32)
+    torch.manual_seed(seed)
+    ensemble = Ensemble(s.shape[1], a.shape[1], members=members, hidden=hidden, learn_reward=True)
+    inputs, targets = torch.cat([s, a], -1), ensemble.targets(s, a, s2, r)
+    fit_ensemble(ensemble, inputs, targets, epochs=epochs, generator=torch.Generator().manual_seed(seed))
+
+    @torch.no_grad()
+    def open_loop(episode: dict, horizon: int) -> OpenLoop:
+        states = torch.as_tensor(episode["state"], dtype=torch.float32)  # [T + 1, S]
+        starts, actions, _ = executed_windows(episode, horizon)  # [N], [N, H, A]
+        state, predicted, rewards = states[starts], [], []
+        for k in range(actions.shape[1]):  # sequential in time, batched over the N windows and the members
+            mean = ensemble.predict(state, actions[:, k])[0].mean(0)  # [N, S + 1]
+            state = state + mean[:, : states.shape[1]]
+            predicted.append(state)
+            rewards.append(mean[:, -1])
+        one = ensemble.predict(states[:-1], torch.as_tensor(episode["action"][1:], dtype=torch.float32))[0].mean(0)
+        truth = states[1:]
+        error = (states[:-1] + one[:, : states.shape[1]] - truth).norm(dim=-1) / truth.norm(dim=-1).clamp(min=1e-6)
+        return OpenLoop(torch.stack(rewards, 1), error.mean().item(), torch.stack(predicted, 1))
 
     return open_loop
 
@@ -209,9 +245,13 @@ def run_model_error(
     value_episodes: int = 2,
     value_starts: int = 200,
     value_tol: float = 0.01,
+    task: tuple[str, int] | None = None,
+    fresh_ensemble: bool = False,
 ) -> tuple[str, list[dict]]:
     """Every run's model, and a linear-Gaussian model, on the same held-out episodes -> (markdown table, rows).
     The runs must share task, action repeat and time limit. Writes <out>/model_error-<task>.{md,png,jsonl}.
+    Without runs, ``task`` (spec, action repeat) names the task; ``fresh_ensemble`` adds a PETS-style ensemble
+    fitted, like the linear model, on the random training episodes (the compounding-error study).
     Agents with a value function are also scored on ``value_episodes`` episodes of their own greedy policy with
     ``value_starts`` scored starts each (analysis/value_error.py; 0 episodes: no value error)."""
     from worldmodels.analysis.benchmark import provenance
@@ -227,6 +267,8 @@ def run_model_error(
         if cfg.env.obs in ("pixels", "both"):
             renders.add((cfg.env.size, cfg.env.fast_render))
     settings = {setting for _, setting, _, _ in agents.values()}
+    if task is not None:
+        settings.add((task[0], task[1], None))
     if len(settings) != 1:
         raise ValueError(f"the runs differ in (task, action repeat, time limit): {sorted(map(str, settings))}")
     spec, repeat, time_limit = settings.pop()
@@ -249,6 +291,9 @@ def run_model_error(
     curves = {f"linear-Gaussian ({train_episodes} random episodes)": error_curve(
         linear_gaussian_open_loop(training), held_out, horizon
     )}  # fmt: skip
+    if fresh_ensemble:
+        name = f"ensemble 5 x 200x3 ({train_episodes} random episodes)"
+        curves[name] = error_curve(fresh_ensemble_open_loop(training, seed=seed), held_out, horizon)
     curves |= {
         name: error_curve(agent.open_loop, held_out, horizon, getattr(agent, "image_errors", None))
         for name, (agent, _, _, _) in agents.items()

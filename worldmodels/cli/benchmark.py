@@ -91,7 +91,15 @@ def parser() -> argparse.ArgumentParser:
         "their value of the real and of the predicted states against the realised discounted return. Writes "
         "<out>/model_error-<task>.md, .png and appends rows to .jsonl.",
     )
-    merr.add_argument("runs", nargs="+", type=Path, help="run directories, e.g. results/suites/state/pets-...-s0")
+    merr.add_argument("runs", nargs="*", type=Path, help="run directories, e.g. results/suites/state/pets-...-s0")
+    merr.add_argument(
+        "--task", help="the task when no run is given (the compounding-error study), e.g. dmc:cartpole-swingup"
+    )
+    merr.add_argument("--action-repeat", type=int, default=1, help="with --task: its action repeat")
+    merr.add_argument(
+        "--fresh-ensemble", action="store_true", help="also fit a PETS-style ensemble (5 x 200x3) on the linear "
+        "model's random episodes and measure it",
+    )  # fmt: skip
     merr.add_argument("--episodes", type=int, default=5, help="held-out random-action episodes")
     merr.add_argument("--train-episodes", type=int, default=20, help="random episodes the linear model is fitted on")
     merr.add_argument("--horizon", type=int, default=15, help="open-loop steps H (decisions)")
@@ -106,15 +114,6 @@ def parser() -> argparse.ArgumentParser:
         "--value-tol", type=float, default=0.01, help="the weight the discounted return past a value episode may "
         "have: the episodes run that much longer than the scored starts",
     )  # fmt: skip
-    comp = sub.add_parser("compounding", help="k-step open-loop error of a linear-Gaussian model vs a PETS ensemble")
-    comp.add_argument("--task", default="dmc:cartpole-swingup")
-    comp.add_argument("--action-repeat", type=int, default=4)
-    comp.add_argument("--train-episodes", type=int, default=8)
-    comp.add_argument("--test-episodes", type=int, default=2)
-    comp.add_argument("--horizon", type=int, default=15)
-    comp.add_argument(
-        "--out", type=Path, default=Path("results/compounding"), help="output folder (default git-ignored)"
-    )
     fit = sub.add_parser("muzero-fit", help="a MuZero run's reward and value predictions vs its replayed episodes")
     fit.add_argument("run_dir", type=Path, help="a MuZero run directory, e.g. checkpoints/<run>")
     fit.add_argument("--episodes", type=int, default=10, help="the newest N replay episodes are scored")
@@ -284,20 +283,16 @@ def setting_words(args) -> str:
     return " ".join([*(f"--config {c}" for c in args.config), *args.overrides])
 
 
-def compounding(args) -> int:
-    from worldmodels.analysis.compounding_study import run_study
-
-    print(run_study(args.task, args.train_episodes, args.test_episodes, args.horizon, args.action_repeat, args.out))
-    return 0
-
-
 def model_error(args) -> int:
     from worldmodels.analysis.model_error import run_model_error
 
+    if not args.runs and not args.task:
+        raise UsageError("model-error: give run directories, or --task (and --action-repeat) to measure fresh models")
     try:
         table, _ = run_model_error(
             args.runs, args.episodes, args.train_episodes, args.horizon, args.seed, args.out,
             args.value_episodes, args.value_starts, args.value_tol,
+            (args.task, args.action_repeat) if args.task else None, args.fresh_ensemble,
         )  # fmt: skip
     except ValueError as err:
         raise UsageError(str(err)) from err
@@ -381,7 +376,6 @@ def main(argv: list[str] | None = None) -> int:
         "collect": collect,
         "speed": speed,
         "act-speed": act_speed,
-        "compounding": compounding,
         "model-error": model_error,
         "muzero-fit": muzero_fit,
         "dyna": dyna,
