@@ -30,6 +30,8 @@ def test_discounted_returns_on_a_worked_example():
 def test_the_tail_cut_leaves_at_most_tol_of_the_discounted_weight():
     n = tail_decisions(0.99, 0.01)
     assert n == 459 and 0.99**n <= 0.01 < 0.99 ** (n - 1)
+    with pytest.raises(ValueError, match="0 < tol < 1"):
+        tail_decisions(0.99, 1.0)
 
 
 class FakeAgent:
@@ -54,8 +56,10 @@ def test_exact_values_score_zero_and_an_offset_shows_as_error_and_bias_at_every_
     off = value_curve(FakeAgent(1.0), [episode, episode], horizon=3, tol=0.01)
     assert np.allclose(off.error, 1.0) and np.allclose(off.bias, 1.0) and off.starts == 62
     assert "| fake | 1 | 1 |" in value_table({"fake": off}, ks=(0, 3))
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.warns(UserWarning, match="too short"), pytest.raises(ValueError, match="every episode is too short"):
         value_curve(FakeAgent(0.0), [episode], horizon=3, tol=1e-12)  # a 40-decision tail
+    ended = episode | {"is_terminal": np.arange(41) == 40}  # a terminal state: nothing past it, every start scored
+    assert value_curve(FakeAgent(0.0), [ended], horizon=3, tol=1e-12).starts == 38
 
 
 def test_an_agent_without_a_value_function_has_no_value_curve():
@@ -96,3 +100,26 @@ def test_every_agent_with_a_value_function_values_the_real_and_the_predicted_sta
     assert out.values.shape == (12 - 4 + 1, 5) and torch.isfinite(out.values).all()
     assert 0 < out.discount < 1
     assert agent.open_loop(episode, 4).values is None  # only when asked: training's checks do not pay for it
+
+
+def test_a_value_k_steps_ahead_on_a_perfect_model_is_the_value_of_the_real_state_k_steps_later():
+    """With the model's open-loop states replaced by the true ones, values[t, k] must equal values[t + k, 0]: the
+    value of step k of window t is aligned with the real state t + k."""
+    cfg = load_config([ROOT / "configs/mbac/pendulum.yaml"], ["train.threads=1"])
+    agent, _ = probe_agent(cfg)
+    (episode,) = policy_episodes(agent, cfg, episodes=1, seed=0, decisions=12)
+    states = torch.as_tensor(episode["state"], dtype=torch.float32)
+    horizon, n = 4, 12 - 4 + 1
+    truth = torch.stack([states[1 + k : 1 + k + n] for k in range(horizon)], 1)  # [N, H, S]: s_{t+1..t+H}
+    agent.state_model.open_loop = lambda ep, h: OpenLoop(torch.zeros(n, h), 0.0, truth)
+    values = agent.open_loop(episode, horizon, values=True).values  # [N, H + 1]
+    for k in range(horizon + 1):
+        torch.testing.assert_close(values[: n - k, k], values[k:, 0])
+
+
+def test_mpc_with_a_terminal_value_gives_no_values_its_planner_does_not_follow():
+    cfg = load_config([ROOT / "configs/mpc_value/pendulum.yaml"], ["train.threads=1"])
+    agent, _ = probe_agent(cfg)
+    agent.ready_to_plan()
+    (episode,) = policy_episodes(agent, cfg, episodes=1, seed=0, decisions=6)
+    assert agent.open_loop(episode, 2, values=True).values is None

@@ -12,6 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-benchmarks/speed/speed.jsonl} threads=${2:-2}
 py=.venv/bin/python
+if [[ -e "$out" ]]; then
+  echo "$out exists: one file is one run (the ratios pool its rows); move it aside or name another OUT" >&2
+  exit 2
+fi
+log="$(dirname "$out")/anchors.log"  # the anchors' own output, to read when one fails
+: >"$log"
 bench() { "$py" scripts/benchmark.py "$@" --results "$out"; }
 dreamer_s=(--config configs/dreamer/cartpole_swingup.yaml --config configs/dreamer/size_S.yaml
   agent.batch_size=16 agent.seq_len=64 agent.imagine_starts=0 train.threads="$threads")
@@ -21,7 +27,7 @@ echo "== DreamerV3 S updates, 16 x 64, beside sheeprl 0.8.4 =="
 sheeprl() {
   if [[ -x anchors/sheeprl/bin/python ]]; then
     anchors/sheeprl/bin/python benchmarks/anchors/sheeprl_dreamer_speed.py --size S --threads "$threads" \
-      --precision "$1" --results "$out" 2>/dev/null
+      --precision "$1" --results "$out" 2>>"$log"
   else echo "anchors/sheeprl missing: sheeprl not measured (recipe: benchmarks/anchors/sheeprl_dreamer_speed.py)"; fi
 }
 sheeprl bf16-mixed
@@ -33,7 +39,7 @@ sheeprl bf16-mixed
 echo "== PETS decisions at mbrl-lib's cartpole settings, beside mbrl-lib 0.2.0 =="
 mbrl() {
   if [[ -x anchors/mbrl/bin/python ]]; then
-    anchors/mbrl/bin/python benchmarks/anchors/mbrl_lib_pets_speed.py --threads "$threads" --results "$out" 2>/dev/null
+    anchors/mbrl/bin/python benchmarks/anchors/mbrl_lib_pets_speed.py --threads "$threads" --results "$out" 2>>"$log"
   else echo "anchors/mbrl missing: mbrl-lib not measured (recipe: benchmarks/anchors/mbrl_lib_pets_speed.py)"; fi
 }
 mbrl

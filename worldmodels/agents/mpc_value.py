@@ -21,7 +21,7 @@ import torch
 from worldmodels.agents.base import register
 from worldmodels.agents.mbpo import MBPOAgent, MBPOConfig
 from worldmodels.agents.pets import PlannerFields, check_planner, plan_with_ensemble, receding_horizon_act
-from worldmodels.models.model_check import check_metrics
+from worldmodels.models.model_check import OpenLoop, check_metrics
 from worldmodels.nets.precision import use_bf16
 
 
@@ -64,6 +64,11 @@ class MPCValueAgent(MBPOAgent):
         if self.fits == 0:  # nothing learned yet: act uniformly at random
             return self.rng.uniform(-1, 1, (len(obs["state"]), self.action_dim)).astype(np.float32), None, {}
         return receding_horizon_act(obs, state, self.plan, self.device)
+
+    def open_loop(self, episode: dict, horizon: int, values: bool = False) -> OpenLoop:
+        """The ensemble's prediction, without values: the critic values SAC's policy, while this agent's episodes
+        are played by the planner, so scoring it on them would score it against another policy."""
+        return super().open_loop(episode, horizon)
 
     def model_check(self, episode: dict) -> dict[str, float] | None:
         """Failure modes over the planning horizon (models/model_check.py); None before the first refit."""

@@ -292,8 +292,9 @@ def run_model_error(
         linear_gaussian_open_loop(training), held_out, horizon
     )}  # fmt: skip
     if fresh_ensemble:
-        name = f"ensemble 5 x 200x3 ({train_episodes} random episodes)"
-        curves[name] = error_curve(fresh_ensemble_open_loop(training, seed=seed), held_out, horizon)
+        members, hidden = 5, (200, 200, 200)
+        name = f"ensemble {members} x {hidden[0]}x{len(hidden)} ({train_episodes} random episodes)"
+        curves[name] = error_curve(fresh_ensemble_open_loop(training, members, hidden, seed=seed), held_out, horizon)
     curves |= {
         name: error_curve(agent.open_loop, held_out, horizon, getattr(agent, "image_errors", None))
         for name, (agent, _, _, _) in agents.items()

@@ -51,8 +51,6 @@ def speed_row(kind: str, cfg, result: dict, setting: str) -> dict:
 def anchor_row(anchor: str, kind: str, times: list[float], **fields) -> dict:
     """A row for another library's timing (seconds per update or decision), made by its script in its own venv;
     ``fields``: agent, task, obs, setting, precision, threads and optionally parameters or batch."""
-    import statistics
-
     from worldmodels.analysis.benchmark import provenance
 
     row = {"kind": kind, "anchor": anchor, "device": "cpu", **fields}
@@ -69,14 +67,16 @@ def collection_row(task: str, obs: str, setting: str, num_envs: int, rate: float
 
 def ratio_table(rows: list[dict]) -> str:
     """Markdown: for each label, kind and precision with both anchor rows and ours, how many times faster ours is
-    (the median of the anchor's medians over the median of ours); '' when no rows pair up."""
-    groups = defaultdict(lambda: defaultdict(list))  # (label, kind, precision) -> who -> [median_s]
+    (the median of the anchor's medians over the median of ours); '' when no rows pair up. Rows pair only on the
+    same machine setting (threads, device, CPU), so files of several runs may be reported together."""
+    groups = defaultdict(lambda: defaultdict(list))  # (label, kind, precision, setting) -> who -> [median_s]
     for r in rows:
         if r.get("label") and "median_s" in r:
             who = r.get("anchor", "worldmodels")
-            groups[(r["label"], r["kind"], r.get("precision", ""))][who].append(r["median_s"])
+            machine = (r.get("threads"), r.get("device"), r.get("cpu"))
+            groups[(r["label"], r["kind"], r.get("precision", ""), machine)][who].append(r["median_s"])
     lines = []
-    for (label, kind, precision), by_who in groups.items():
+    for (label, kind, precision, _), by_who in groups.items():
         ours = by_who.pop("worldmodels", [])
         for anchor, theirs in by_who.items() if ours else ():
             times = f"{_figures(theirs)} / {_figures(ours)}"

@@ -15,6 +15,7 @@ time limit (dm_control and gymnasium dynamics do not change with time), and only
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,17 +56,18 @@ def record_episode(env, choose_action, seed: int, keys: tuple[str, ...]) -> dict
 
 def tail_decisions(discount: float, tol: float) -> int:
     """Decisions after which the discounted tail weighs at most ``tol``: ceil(log(tol) / log(discount))."""
+    if not (0 < discount < 1 and 0 < tol < 1):
+        raise ValueError(f"value error needs 0 < discount < 1 and 0 < tol < 1, got discount {discount}, tol {tol}")
     return math.ceil(math.log(tol) / math.log(discount))
 
 
 def policy_episodes(agent, cfg, episodes: int, seed: int, decisions: int) -> list[dict]:
     """``episodes`` greedy episodes of the agent on its own task and observations, each ``decisions`` decisions
     long (the time limit is set to that, past the task's own), seeds seed, seed + 1, ..."""
-    e = cfg.env
-    env = make_env(
-        e.spec, obs=e.obs, size=e.size, action_repeat=e.action_repeat, seed=seed,
-        time_limit=decisions * e.action_repeat, fast_render=e.fast_render,
-    )  # fmt: skip
+    from worldmodels.run.loop import env_kwargs
+
+    kwargs = env_kwargs(cfg) | {"time_limit": decisions * cfg.env.action_repeat}
+    env = make_env(cfg.env.spec, seed=seed, **kwargs)
     keys = tuple(env.observation_space.spaces)
     state = None
 
@@ -105,7 +107,9 @@ class ValueCurve:
 
 @torch.no_grad()
 def value_curve(agent, episodes: list[dict], horizon: int, tol: float) -> ValueCurve | None:
-    """The agent's value error along its own episodes; None for an agent without a value function."""
+    """The agent's value error along its own episodes; None for an agent without a value function. An episode that
+    ended in a terminal state has no tail (every start is scored); one cut short otherwise (e.g. a diverged
+    simulation) is skipped with a warning, and a ValueError says so when none is left."""
     errors, biases, scale, discount = [], [], [], None
     for episode in episodes:
         prediction = agent.open_loop(episode, horizon, values=True)
@@ -114,15 +118,19 @@ def value_curve(agent, episodes: list[dict], horizon: int, tol: float) -> ValueC
         discount = prediction.discount
         returns = discounted_returns(episode["reward"], discount)  # [T + 1]
         decisions = len(episode["reward"]) - 1
-        usable = decisions - horizon - tail_decisions(discount, tol) + 1  # starts t with a negligible tail
+        tail = 0 if np.asarray(episode.get("is_terminal", [False]))[-1] else tail_decisions(discount, tol)
+        usable = decisions - horizon - tail + 1  # starts t whose return past the episode weighs at most tol
         if usable < 1:
-            raise ValueError(f"episodes of {decisions} decisions are too short to score values at discount {discount}")
+            warnings.warn(f"an episode of {decisions} decisions is too short to score values: skipped", stacklevel=2)
+            continue
         t = np.arange(usable)
         truth = torch.as_tensor(returns[t[:, None] + np.arange(horizon + 1)], dtype=torch.float32)  # [N, H + 1]
         predicted = prediction.values[:usable].cpu().float()  # [N, H + 1]
         errors.append((predicted - truth).abs())
         biases.append(predicted - truth)
         scale.append(truth.abs())
+    if not errors:
+        raise ValueError(f"every episode is too short to score values at discount {discount} and tol {tol}")
     error, bias = torch.cat(errors), torch.cat(biases)
     return ValueCurve(error.mean(0).numpy(), bias.mean(0).numpy(), float(torch.cat(scale).mean()), discount, len(error))
 

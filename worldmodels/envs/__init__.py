@@ -78,7 +78,8 @@ def make_env(
     """One environment with dict observations (see worldmodels.envs.spaces for the contract), each checked
     against the declared space (envs/checks.py).
 
-    time_limit counts env steps (simulator steps, after action repeat); None keeps the task's own limit.
+    time_limit counts env steps (simulator steps, after action repeat); None keeps the task's own limit, a number
+    replaces it (shorter or longer: dm_control's own limit is lifted, gymnasium's max_episode_steps set).
     """
     if obs not in OBS_KINDS:
         raise ValueError(f"obs must be one of {OBS_KINDS}, got {obs!r}")
