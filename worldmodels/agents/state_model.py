@@ -16,7 +16,7 @@ from worldmodels.config import AgentConfig
 from worldmodels.envs import is_discrete
 from worldmodels.envs.terminations import termination_rule
 from worldmodels.models.ensemble import Ensemble, fit_ensemble
-from worldmodels.models.model_check import OpenLoop, actions_of_episode, executed_windows
+from worldmodels.models.model_check import OpenLoop, ensemble_open_loop
 from worldmodels.models.termination import TerminationClassifier
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
@@ -118,26 +118,11 @@ class StateModel:
             metrics["loss/termination"] = self.terminator.fit(s2, done, generator=refit_generator(seed, len(s)))
         return metrics
 
-    @torch.no_grad()
     def open_loop(self, episode: dict, horizon: int) -> OpenLoop:
-        """From every real state of the episode, the members' mean prediction rolled open loop through the executed
+        """models/model_check.ensemble_open_loop on this model: the members' mean rolled open loop through the executed
         actions (rewards after a predicted termination count 0); model_error is the one-step relative state
         error ||s' - s'_true|| / ||s'_true|| of the members' mean over all the episode's transitions."""
-        states = torch.as_tensor(episode["state"], dtype=torch.float32, device=self.device)  # [T + 1, S]
-        starts, actions, _ = executed_windows(episode, horizon, self.device)  # [N], [N, H, A]
-        state, alive = states[starts], torch.ones(len(starts), dtype=torch.bool, device=self.device)
-        predicted_states, rewards = [], []
-        for k in range(actions.shape[1]):
-            mean = self.ensemble.predict(state, actions[:, k])[0].mean(0)  # [N, O]
-            state = state + mean[:, : states.shape[1]]
-            rewards.append(mean[:, -1] * alive)
-            predicted_states.append(state)
-            if self.done_fn is not None:
-                alive = alive & ~self.done_fn(state)
-        mean = self.ensemble.predict(states[:-1], actions_of_episode(episode, self.device))[0].mean(0)  # [T, O]
-        truth = states[1:]
-        error = (states[:-1] + mean[:, : states.shape[1]] - truth).norm(dim=-1) / truth.norm(dim=-1).clamp(min=1e-6)
-        return OpenLoop(torch.stack(rewards, 1), error.mean().item(), torch.stack(predicted_states, 1))
+        return ensemble_open_loop(self.ensemble, episode, horizon, self.done_fn, self.device)
 
     def state_dict(self) -> dict:
         out = {"model": self.ensemble.state_dict()}

@@ -34,7 +34,7 @@ from worldmodels.analysis.value_error import (
 from worldmodels.envs import make_env
 from worldmodels.models.ensemble import Ensemble, fit_ensemble
 from worldmodels.models.linear_gaussian import LinearGaussianModel
-from worldmodels.models.model_check import OpenLoop, executed_windows
+from worldmodels.models.model_check import OpenLoop, ensemble_open_loop, executed_windows
 
 
 def held_out_episodes(
@@ -103,20 +103,8 @@ def fresh_ensemble_open_loop(train_episodes: list[dict], members=5, hidden=(200,
     inputs, targets = torch.cat([s, a], -1), ensemble.targets(s, a, s2, r)
     fit_ensemble(ensemble, inputs, targets, epochs=epochs, generator=torch.Generator().manual_seed(seed))
 
-    @torch.no_grad()
     def open_loop(episode: dict, horizon: int) -> OpenLoop:
-        states = torch.as_tensor(episode["state"], dtype=torch.float32)  # [T + 1, S]
-        starts, actions, _ = executed_windows(episode, horizon)  # [N], [N, H, A]
-        state, predicted, rewards = states[starts], [], []
-        for k in range(actions.shape[1]):  # sequential in time, batched over the N windows and the members
-            mean = ensemble.predict(state, actions[:, k])[0].mean(0)  # [N, S + 1]
-            state = state + mean[:, : states.shape[1]]
-            predicted.append(state)
-            rewards.append(mean[:, -1])
-        one = ensemble.predict(states[:-1], torch.as_tensor(episode["action"][1:], dtype=torch.float32))[0].mean(0)
-        truth = states[1:]
-        error = (states[:-1] + one[:, : states.shape[1]] - truth).norm(dim=-1) / truth.norm(dim=-1).clamp(min=1e-6)
-        return OpenLoop(torch.stack(rewards, 1), error.mean().item(), torch.stack(predicted, 1))
+        return ensemble_open_loop(ensemble, episode, horizon)
 
     return open_loop
 

@@ -76,6 +76,28 @@ class OpenLoop(NamedTuple):
     """The discount per decision those values are for."""
 
 
+@torch.no_grad()
+def ensemble_open_loop(ensemble, episode: dict, horizon: int, done_fn=None, device=None) -> OpenLoop:
+    """A probabilistic ensemble (models/ensemble.py) from every real state of the episode: the members' mean
+    prediction rolled open loop through the executed actions (rewards after a termination by ``done_fn`` count 0);
+    model_error is the one-step relative state error ||s' - s'_true|| / ||s'_true|| of the members' mean."""
+    states = torch.as_tensor(episode["state"], dtype=torch.float32, device=device)  # [T + 1, S]
+    starts, actions, _ = executed_windows(episode, horizon, device)  # [N], [N, H, A]
+    state, alive = states[starts], torch.ones(len(starts), dtype=torch.bool, device=device)
+    predicted_states, rewards = [], []
+    for k in range(actions.shape[1]):
+        mean = ensemble.predict(state, actions[:, k])[0].mean(0)  # [N, O]
+        state = state + mean[:, : states.shape[1]]
+        rewards.append(mean[:, -1] * alive)
+        predicted_states.append(state)
+        if done_fn is not None:
+            alive = alive & ~done_fn(state)
+    mean = ensemble.predict(states[:-1], actions_of_episode(episode, device))[0].mean(0)  # [T, O]
+    truth = states[1:]
+    error = (states[:-1] + mean[:, : states.shape[1]] - truth).norm(dim=-1) / truth.norm(dim=-1).clamp(min=1e-6)
+    return OpenLoop(torch.stack(rewards, 1), error.mean().item(), torch.stack(predicted_states, 1))
+
+
 def check_metrics(open_loop: OpenLoop, episode: dict) -> dict[str, float]:
     """An agent's open-loop prediction along an episode -> the failure-mode metrics (``failure_metrics``)."""
     _, _, achieved = executed_windows(episode, open_loop.rewards.shape[1], open_loop.rewards.device)
