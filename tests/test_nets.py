@@ -39,3 +39,23 @@ def test_ema_update_moves_each_parameter_by_the_rate_and_leaves_buffers():
     for x, y in zip(a, b, strict=True):
         x.lerp_(y, 0.005)
     assert all(torch.equal(x, e) for x, e in zip(a, expected, strict=True))
+
+
+def test_adam_helper_is_fused_on_cpu_and_takes_torchs_adam_step():
+    from worldmodels.nets.optim import adam
+
+    torch.manual_seed(0)
+    a, b = nn.Linear(4, 3), nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    fused, plain = adam(a.parameters(), lr=0.1, eps=1e-5), torch.optim.Adam(b.parameters(), lr=0.1, eps=1e-5)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    x = torch.randn(16, 4)
+    for _ in range(3):
+        for net, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    groups = adam([{"params": [a.weight], "lr": 0.01}, {"params": [a.bias]}], lr=0.1)
+    assert [g["lr"] for g in groups.param_groups] == [0.01, 0.1]

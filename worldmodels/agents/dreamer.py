@@ -18,6 +18,7 @@ from worldmodels.envs import action_dim, is_discrete
 from worldmodels.models.model_check import OpenLoop, check_metrics, executed_windows
 from worldmodels.models.rssm import WorldModel
 from worldmodels.nets.guarded_step import guarded_step
+from worldmodels.nets.optim import adam
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.reports.openloop import imagination_report, report_figure
 
@@ -95,7 +96,7 @@ class DreamerAgent(Agent):
         self.behaviour = ImaginedActorCritic(
             self.wm.feat_dim, self.actions, self.discrete, settings, self.device, self.bf16
         )
-        self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=cfg.model_lr, eps=1e-8)
+        self.wm_opt = adam(self.wm.parameters(), lr=cfg.model_lr, eps=1e-8)
 
     def streams(self) -> list[Stream]:
         return [

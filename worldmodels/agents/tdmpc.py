@@ -37,6 +37,7 @@ from worldmodels.models.muzero import stack_frames
 from worldmodels.models.tdmpc import TDMPCModel, frame_reads
 from worldmodels.nets.conv import random_shift
 from worldmodels.nets.guarded_step import guarded_step
+from worldmodels.nets.optim import adam
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.planning import MPPIResult, Rollout, mppi_search, shift_plan
 from worldmodels.reports.unroll import Unroll, unroll_report, window_returns
@@ -147,8 +148,8 @@ class TDMPCAgent(Agent):
             {"params": self.model.encoder_parameters(), "lr": cfg.lr * cfg.encoder_lr_scale},
             {"params": [p for p in self.model.world_parameters() if id(p) not in encoder]},
         ]
-        self.opt = torch.optim.Adam(groups, lr=cfg.lr)
-        self.pi_opt = torch.optim.Adam(self.model.policy.parameters(), lr=cfg.lr, eps=1e-5)
+        self.opt = adam(groups, lr=cfg.lr)
+        self.pi_opt = adam(self.model.policy.parameters(), lr=cfg.lr, eps=1e-5)
         self.coefs = {"consistency": cfg.consistency_coef, "reward": cfg.reward_coef, "value": cfg.value_coef}
         self.generator = torch.Generator(device=self.device).manual_seed(torch.initial_seed())  # the loop seeds torch
         self.bf16 = use_bf16(cfg.bf16, self.device)

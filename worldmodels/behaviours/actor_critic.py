@@ -31,6 +31,7 @@ from worldmodels.nets.ema import ema_update
 from worldmodels.nets.freeze import frozen
 from worldmodels.nets.guarded_step import guarded_step
 from worldmodels.nets.mlp import layernorm_mlp
+from worldmodels.nets.optim import adam
 from worldmodels.nets.precision import autocast
 
 
@@ -105,8 +106,8 @@ class ImaginedActorCritic(nn.Module):
         self.critic = layernorm_mlp(feat_dim, settings.hidden, settings.layers, 255, zero_init=True).to(device)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.twohot = TwoHot(device=device)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=settings.actor_lr, eps=1e-5)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=settings.critic_lr, eps=1e-5)
+        self.actor_opt = adam(self.actor.parameters(), lr=settings.actor_lr, eps=1e-5)
+        self.critic_opt = adam(self.critic.parameters(), lr=settings.critic_lr, eps=1e-5)
         self.register_buffer("return_range", torch.ones((), device=device))  # EMA of P95 - P5 of returns
 
     def value(self, model: nn.Module, feats: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,10 @@ from torch import nn
 from worldmodels.nets.actor import TanhGaussianActor
 from worldmodels.nets.conv import ConvEncoder
 from worldmodels.nets.ema import ema_update
+from worldmodels.nets.freeze import frozen
 from worldmodels.nets.guarded_step import guarded_step
 from worldmodels.nets.mlp import EnsembleMLP
+from worldmodels.nets.optim import adam
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,9 @@ class SACLearner(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(settings.init_alpha), device=device))
         entropy = settings.target_entropy
         self.target_entropy = -float(action_dim) if entropy is None else entropy
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=settings.critic_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=settings.actor_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=settings.alpha_lr)
+        self.critic_opt = adam(self.critic.parameters(), lr=settings.critic_lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=settings.actor_lr)
+        self.alpha_opt = adam([self.log_alpha], lr=settings.alpha_lr)
 
     @torch.no_grad()
     def act(self, obs: dict[str, torch.Tensor], deterministic: bool) -> torch.Tensor:
@@ -117,10 +119,12 @@ class SACLearner(nn.Module):
         critic_loss = F.mse_loss(q, target.expand_as(q)) * q.shape[0]
         guarded_step(self.critic_opt, critic_loss, self.critic.parameters(), "critic")
 
-        # Actor: maximise min-Q plus entropy, on features the actor cannot change.
+        # Actor: maximise min-Q plus entropy, on features the actor cannot change; the critic's weights take no
+        # gradient (none is computed for them).
         features = features.detach()
         new_action, logp = self.actor(features)
-        actor_q = self.critic.values(features, new_action).min(0).values
+        with frozen(self.critic.q):
+            actor_q = self.critic.values(features, new_action).min(0).values
         actor_loss = (alpha * logp - actor_q).mean()
         guarded_step(self.actor_opt, actor_loss, self.actor.parameters(), "actor")
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from worldmodels.nets.guarded_step import NonFiniteUpdate, guarded_step
 from worldmodels.nets.mlp import EnsembleMLP
+from worldmodels.nets.optim import adam
 
 
 class Ensemble(nn.Module):
@@ -150,7 +151,7 @@ def fit_ensemble(
     norm_targets = (targets - model.out_mean) / model.out_std
     k = model.members
     bootstrap = train_idx[torch.randint(len(train_idx), (k, len(train_idx)), generator=generator)]  # [K, Ntrain]
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     best_val = torch.full((k,), float("inf"), device=inputs.device)
     best_state, stale, train_loss = copy.deepcopy(model.state_dict()), 0, float("nan")
     done = 0

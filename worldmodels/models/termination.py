@@ -15,6 +15,7 @@ from torch import nn
 
 from worldmodels.nets.guarded_step import NonFiniteUpdate, guarded_step
 from worldmodels.nets.mlp import mlp
+from worldmodels.nets.optim import adam
 
 
 class TerminationClassifier(nn.Module):
@@ -53,7 +54,7 @@ class TerminationClassifier(nn.Module):
         self.mean.copy_(next_states.mean(0))
         self.std.copy_(next_states.std(0).clamp(min=1e-6))
         pos_weight = torch.tensor((len(terminated) - positives) / positives, device=next_states.device)
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        optimizer = adam(self.net.parameters(), lr=lr)
         labels = terminated.float()
         for _ in range(steps):
             idx = torch.randint(len(labels), (min(batch_size, len(labels)),), generator=generator).to(labels.device)

@@ -9,5 +9,7 @@ from torch import nn
 @torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, rate: float) -> None:
     """target <- target + rate * (online - target), parameter by parameter (buffers are left alone)."""
-    for slow, fast in zip(target.parameters(), online.parameters(), strict=True):
-        slow.lerp_(fast, rate)
+    slow, fast = list(target.parameters()), list(online.parameters())
+    if len(slow) != len(fast):
+        raise ValueError(f"ema_update: target has {len(slow)} parameters, online {len(fast)}")
+    torch._foreach_lerp_(slow, fast, rate)  # one call for all parameters
