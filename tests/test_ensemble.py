@@ -45,6 +45,25 @@ def test_fit_learns_dynamics_and_reward_with_holdout_early_stopping():
     assert far.mean() > 10 * epistemic.mean()
 
 
+def test_early_stopping_needs_a_relative_improvement_of_min_improvement():
+    """An improvement smaller than min_improvement of the best holdout MSE does not reset the patience: a bar no
+    epoch can clear (100%) stops after the first epoch plus ``patience``; the default 1% bar trains longer."""
+    s, a, s2, r = line_data()
+    inputs = torch.cat([s, a], -1)
+
+    def epochs(min_improvement):
+        torch.manual_seed(0)
+        model = Ensemble(2, 1, members=2, hidden=(32,), learn_reward=True)
+        targets = model.targets(s, a, s2, r)
+        generator = torch.Generator().manual_seed(1)
+        return fit_ensemble(
+            model, inputs, targets, epochs=40, patience=3, min_improvement=min_improvement, generator=generator
+        )["epochs"]
+
+    assert epochs(1.0) == 1 + 3
+    assert epochs(0.01) > 1 + 3
+
+
 def test_members_step_routes_particle_p_to_member_p_mod_k():
     torch.manual_seed(0)
     model = Ensemble(2, 1, members=2, hidden=(8,), probabilistic=False)

@@ -46,6 +46,8 @@ class StateModelConfig(AgentConfig):
     """Share of the data held out for early stopping."""
     patience: int = 5
     """Epochs without holdout improvement before a refit stops."""
+    min_improvement: float = 0.01
+    """Relative drop of a member's holdout MSE that counts as an improvement (MBPO's and mbrl-lib's 1%)."""
     termination: str = "none"
     """Termination rule of imagined transitions: none, a task's known rule (inverted_pendulum, cartpole:
     envs/terminations.py) or learned (a classifier on next states, refitted with the model)."""
@@ -104,6 +106,7 @@ class StateModel:
             weight_decay=cfg.weight_decay,
             holdout_ratio=cfg.holdout_ratio,
             patience=cfg.patience,
+            min_improvement=cfg.min_improvement,
             generator=refit_generator(seed, len(s)),
         )
         self.holdout_members = torch.tensor(stats["holdout_mse_members"])  # [K]

@@ -135,9 +135,11 @@ def fit_ensemble(
     weight_decay: float = 5e-5,
     holdout_ratio: float = 0.1,
     patience: int = 5,
+    min_improvement: float = 0.01,
     generator=None,
 ) -> dict[str, float]:
-    """Train every member on its own bootstrap; stop when the held-out MSE stops improving.
+    """Train every member on its own bootstrap; stop after ``patience`` epochs in which no member's held-out MSE
+    fell by more than ``min_improvement`` of its best so far (relative, as MBPO and mbrl-lib do).
 
     inputs [N, I], targets [N, O] in data units. Returns the final training loss, the held-out MSE (mean, and
     per member: the best one's weights are kept, so MBPO ranks its elites by it) and the epochs trained.
@@ -175,7 +177,7 @@ def fit_ensemble(
         with torch.no_grad():
             mean, _ = model(inputs[val_idx])
             val = (mean - norm_targets[val_idx]).pow(2).mean((1, 2))  # [K]
-        improved = val < best_val - 1e-4 * best_val.abs().clamp(max=1e6)
+        improved = val < best_val - min_improvement * best_val.abs().clamp(max=1e6)  # [K]
         if improved.any():
             state = model.state_dict()
             for name, tensor in state.items():  # keep each improved member's weights (member axis first)
