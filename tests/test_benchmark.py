@@ -191,6 +191,9 @@ def test_the_ratio_to_an_anchor_pairs_rows_of_one_label_and_precision():
     rows = [row(4.0, "bfloat16", "sheeprl"), row(2.0, "bfloat16"), row(6.0, "bfloat16", "sheeprl")]
     rows += [row(8.0, "float32", "sheeprl"), row(0.5, "bfloat16", label="")]  # unlabelled: in no ratio
     table = ratio_table(rows)
-    assert "| S | update | bfloat16 | sheeprl | 4, 6 / 2 | **2.50x** |" in table  # median(4, 6) / 2
+    assert "| S | update | bfloat16 |  | sheeprl | 4, 6 / 2 | **2.50x** |" in table  # median(4, 6) / 2
     assert "float32" not in table  # an anchor with no row of ours at its precision has no ratio
     assert ratio_table([row(8.0, "float32", "sheeprl")]) == ""
+    later = [row(3.0, "bfloat16", "sheeprl") | {"commit": "b"}, row(1.0, "bfloat16") | {"commit": "b"}]
+    table = ratio_table(rows + later)  # another commit's side-by-side run: its own line, not pooled
+    assert "| S | update | bfloat16 | b | sheeprl | 3 / 1 | **3.00x** |" in table and "**2.50x**" in table

@@ -118,7 +118,6 @@ def test_random_shift_is_a_replicate_padded_crop_and_keeps_uint8():
     assert len(offsets) > 5  # offsets differ per image
 
 
-
 def test_an_update_computes_the_critic_heads_gradients_once_for_the_critic_loss_only():
     """The actor's loss passes through the Q heads frozen: across a whole update each head weight's gradient is
     computed once (the critic step), never for the actor's loss."""

@@ -68,25 +68,27 @@ def collection_row(task: str, obs: str, setting: str, num_envs: int, rate: float
 def ratio_table(rows: list[dict]) -> str:
     """Markdown: for each label, kind and precision with both anchor rows and ours, how many times faster ours is
     (the median of the anchor's medians over the median of ours); '' when no rows pair up. Rows pair only on the
-    same machine setting (threads, device, CPU), so files of several runs may be reported together."""
+    same machine setting (threads, device, CPU) and commit (a side-by-side run shares one), so files of several
+    runs may be reported together: each commit's comparison is its own line."""
     groups = defaultdict(lambda: defaultdict(list))  # (label, kind, precision, setting) -> who -> [median_s]
     for r in rows:
         if r.get("label") and "median_s" in r:
             who = r.get("anchor", "worldmodels")
             machine = (r.get("threads"), r.get("device"), r.get("cpu"))
-            groups[(r["label"], r["kind"], r.get("precision", ""), machine)][who].append(r["median_s"])
+            key = (r["label"], r["kind"], r.get("precision", ""), r.get("commit", ""), machine)
+            groups[key][who].append(r["median_s"])
     lines = []
-    for (label, kind, precision, _), by_who in groups.items():
+    for (label, kind, precision, commit, _), by_who in groups.items():
         ours = by_who.pop("worldmodels", [])
         for anchor, theirs in by_who.items() if ours else ():
             times = f"{_figures(theirs)} / {_figures(ours)}"
             ratio = statistics.median(theirs) / statistics.median(ours)
-            lines.append(f"| {label} | {kind} | {precision} | {anchor} | {times} | **{ratio:.2f}x** |")
+            lines.append(f"| {label} | {kind} | {precision} | {commit[:7]} | {anchor} | {times} | **{ratio:.2f}x** |")
     if not lines:
         return ""
     head = ["### ours against the anchors (rows of the same label and precision)\n"]
-    head += ["| comparison | kind | precision | anchor | anchor's / our seconds (medians) | ours faster by |"]
-    return "\n".join(head + ["|---|---|---|---|---|---|"] + lines) + "\n"
+    head += ["| comparison | kind | precision | commit | anchor | anchor's / our seconds (medians) | ours faster by |"]
+    return "\n".join(head + ["|---|---|---|---|---|---|---|"] + lines) + "\n"
 
 
 def _figures(times: list[float]) -> str:
