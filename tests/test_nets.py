@@ -1,5 +1,6 @@
 """The shared building blocks: the one MLP builder and the EMA update."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -32,13 +33,16 @@ def test_ema_update_moves_each_parameter_by_the_rate_and_leaves_buffers():
     ema_update(target, online, 0.25)
     torch.testing.assert_close(target.weight, torch.tensor([0.25, 0.5, 0.75]))
     assert torch.equal(target.running_mean, torch.zeros(3))
-    # the same numbers as torch's fused lerp, which the agents used before
-    a, b = [torch.randn(7, 3), torch.randn(2)], [torch.randn(7, 3), torch.randn(2)]
-    expected = [x.clone() for x in a]
-    torch._foreach_lerp_(expected, b, 0.005)
-    for x, y in zip(a, b, strict=True):
-        x.lerp_(y, 0.005)
-    assert all(torch.equal(x, e) for x, e in zip(a, expected, strict=True))
+    # every parameter of a deeper module moves as its own lerp_ would move it
+    online, target = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)), nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    expected = [
+        t.detach().clone().lerp_(o.detach(), 0.005)
+        for t, o in zip(target.parameters(), online.parameters(), strict=True)
+    ]
+    ema_update(target, online, 0.005)
+    assert all(torch.equal(t, e) for t, e in zip(target.parameters(), expected, strict=True))
+    with pytest.raises(ValueError, match="target has 4 parameters, online 2"):
+        ema_update(target, nn.Linear(3, 4), 0.1)
 
 
 def test_adam_helper_is_fused_on_cpu_and_takes_torchs_adam_step():
@@ -57,5 +61,12 @@ def test_adam_helper_is_fused_on_cpu_and_takes_torchs_adam_step():
             opt.step()
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q)
-    groups = adam([{"params": [a.weight], "lr": 0.01}, {"params": [a.bias]}], lr=0.1)
-    assert [g["lr"] for g in groups.param_groups] == [0.01, 0.1]
+    groups = adam([{"params": (p for p in [a.weight]), "lr": 0.01}, {"params": [a.bias]}], lr=0.1)
+    assert [(g["lr"], len(g["params"]), g["fused"]) for g in groups.param_groups] == [(0.01, 1, True), (0.1, 1, True)]
+    # a checkpoint of an unfused Adam (saved before the helper existed) keeps the loaded optimizer fused
+    fused.load_state_dict(plain.state_dict())
+    assert fused.param_groups[0]["fused"]
+    fused.step()
+    from worldmodels.nets.optim import adamw
+
+    assert adamw(b.parameters(), lr=0.1, weight_decay=0.1).defaults["fused"]

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every speed figure the READMEs quote, measured in one run on an idle machine and appended as rows to OUT; then
 # `benchmark.py report` turns the rows into benchmarks/speed/table.md, with the ratio of each anchor to ours for rows
-# of the same --label and precision. Ours and each anchor alternate (anchor, ours, anchor) so that a change of
-# machine load shows up as a spread, not as a ratio.
+# of the same --label, precision, machine setting and commit. Ours and each anchor alternate (anchor, ours,
+# anchor) so that a change of machine load shows up as a spread, not as a ratio.
 #   bash benchmarks/speed/measure.sh [OUT=benchmarks/speed/speed.jsonl] [THREADS=2]
 # Anchors run in their own venvs under anchors/ (git-ignored; recipes in their scripts' docstrings): sheeprl 0.8.4
 # for DreamerV3 updates (fp32 and its bf16-mixed, the precision ours uses on a CPU with AMX), mbrl-lib 0.2.0 for PETS

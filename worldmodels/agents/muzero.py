@@ -37,6 +37,7 @@ from worldmodels.models.model_check import OpenLoop, check_metrics, episode_obse
 from worldmodels.models.muzero import MuZeroNet, stack_frames
 from worldmodels.nets.conv import random_shift
 from worldmodels.nets.guarded_step import guarded_step
+from worldmodels.nets.optim import adamw
 from worldmodels.nets.search_copy import CpuCopy, torch_threads
 from worldmodels.planning.action_grid import ActionGrid
 from worldmodels.planning.mcts import Inference, MCTSConfig, search
@@ -119,7 +120,7 @@ class MuZeroAgent(Agent):
             obs_space, self.actions, cfg.latent, cfg.hidden, cfg.bins, cfg.depth, cfg.layers, frames=self.frames
         ).to(self.device)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = adamw(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.mcts = MCTSConfig(
             num_simulations=cfg.simulations, discount=cfg.discount, method=cfg.search, max_considered=cfg.max_considered
         )

@@ -45,9 +45,10 @@ class StateModelConfig(AgentConfig):
     holdout_ratio: float = 0.1
     """Share of the data held out for early stopping."""
     patience: int = 5
-    """Epochs without holdout improvement before a refit stops."""
+    """Epochs in a row without a ``min_improvement`` of any member's holdout MSE before a refit stops."""
     min_improvement: float = 0.01
-    """Relative drop of a member's holdout MSE that counts as an improvement (MBPO's and mbrl-lib's 1%)."""
+    """Relative drop of a member's holdout MSE that counts as an improvement: MBPO's and mbrl-lib's 1% (0.0001
+    before commit 73229bc: rows made earlier used that)."""
     termination: str = "none"
     """Termination rule of imagined transitions: none, a task's known rule (inverted_pendulum, cartpole:
     envs/terminations.py) or learned (a classifier on next states, refitted with the model)."""
@@ -74,6 +75,10 @@ class StateModel:
     def __init__(self, cfg: StateModelConfig, state_dim: int, action_dim: int, device: torch.device):
         if cfg.activation not in ACTIVATIONS:
             raise ValueError(f"agent.activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
+        if not 0.0 <= cfg.min_improvement < 1.0:
+            raise ValueError(
+                f"agent.min_improvement must be in [0, 1) (a relative improvement), got {cfg.min_improvement}"
+            )
         self.cfg, self.device = cfg, device
         self.ensemble = Ensemble(
             state_dim,

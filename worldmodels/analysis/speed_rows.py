@@ -86,7 +86,7 @@ def ratio_table(rows: list[dict]) -> str:
             lines.append(f"| {label} | {kind} | {precision} | {commit[:7]} | {anchor} | {times} | **{ratio:.2f}x** |")
     if not lines:
         return ""
-    head = ["### ours against the anchors (rows of the same label and precision)\n"]
+    head = ["### ours against the anchors (rows of the same label, precision, machine setting and commit)\n"]
     head += ["| comparison | kind | precision | commit | anchor | anchor's / our seconds (medians) | ours faster by |"]
     return "\n".join(head + ["|---|---|---|---|---|---|---|"] + lines) + "\n"
 

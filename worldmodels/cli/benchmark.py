@@ -33,7 +33,8 @@ Dotted overrides (train.threads=1 ...) go before the options, since --seeds take
 
 LABEL_HELP = (
     "names the comparison the row belongs to: the report gives the ratio of an anchor's rows to ours with the same "
-    "label and precision (e.g. dreamer-S-16x64 for sheeprl's script and ours at DreamerV3's S size)"
+    "label, precision, machine setting and commit (e.g. dreamer-S-16x64 for sheeprl's script and ours at "
+    "DreamerV3's S size)"
 )
 
 

@@ -139,7 +139,8 @@ def fit_ensemble(
     generator=None,
 ) -> dict[str, float]:
     """Train every member on its own bootstrap; stop after ``patience`` epochs in which no member's held-out MSE
-    fell by more than ``min_improvement`` of its best so far (relative, as MBPO and mbrl-lib do).
+    fell by more than ``min_improvement`` of its best so far (MBPO's and mbrl-lib's relative 1% rule; they score
+    the MSE in data units, this the normalised one, and each member keeps its own best weights, as MBPO does).
 
     inputs [N, I], targets [N, O] in data units. Returns the final training loss, the held-out MSE (mean, and
     per member: the best one's weights are kept, so MBPO ranks its elites by it) and the epochs trained.
