@@ -20,8 +20,8 @@ for round in $(seq "$rounds"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
   .venv/bin/python scripts/train.py --config configs/mbpo/inverted_pendulum.yaml train.warmup_steps=5000 \
     train.env_steps=$((5000 + steps)) train.eval_every=5000 train.eval_episodes=1 train.checkpoint_every=0 \
-    train.threads="$threads" agent.real_ratio=0 agent.fit_epochs=1000 run.root="$root" run.name="$name" \
-    run.progress=false >/dev/null 2>&1
+    train.threads="$threads" train.log_every=250 agent.real_ratio=0 agent.fit_epochs=1000 run.root="$root" \
+    run.name="$name" run.progress=false >/dev/null 2>&1
   .venv/bin/python - "$root/$name" "$steps" "$threads" "$round" "$load" "$cpu" "$commit" >>"$out" <<'PY'
 import json, sys
 sys.path.insert(0, ".")
