@@ -92,6 +92,31 @@ def test_each_stream_is_paid_on_its_own_schedule_and_resumes_exactly(tmp_path, t
     assert seen[1]["model"] == [250, 300, 350]
 
 
+
+def test_warmup_updates_are_paid_once_by_the_per_decision_streams_when_warmup_ends(tmp_path, two_stream_agent):
+    overrides = [
+        "agent.name=two_streams",
+        "env.spec=gym:Pendulum-v1",
+        "env.obs=state",
+        "env.time_limit=50",
+        "train.env_steps=250",
+        "train.warmup_steps=100",
+        "train.warmup_updates=40",
+        "train.eval_every=0",
+        "train.checkpoint_every=0",
+        "train.threads=1",
+        "run.progress=false",
+        f"run.root={tmp_path}",
+        "run.name=burst",
+    ]
+    run_dir = train(load_config([], overrides))
+    counters = load_checkpoint(run_dir)["counters"]
+    # the schedule above plus 40 policy updates once (the every-60-env-steps model stream gets none)
+    assert counters["stream_updates"] == {"policy": 302 + 40, "model": 2}
+    assert counters["warmup_burst_done"]
+    train(load_config([run_dir / "config.yaml"], ["train.env_steps=300"]), resume=run_dir)
+    assert load_checkpoint(run_dir)["counters"]["stream_updates"]["policy"] == 342 + 100  # no second burst
+
 def test_a_checkpoint_from_before_streams_gives_its_update_debt_to_the_first_stream():
     old = {
         "env_steps": 500,

@@ -57,6 +57,9 @@ class TrainConfig:
     """Env steps of uniformly random actions before the agent acts and learns."""
     replay_ratio: float = 1.0
     """Gradient updates per agent step (per decision of one env), after warm-up."""
+    warmup_updates: int = 0
+    """Updates each per-decision batch stream makes at once when warm-up ends, before the agent's first decision
+    (TD-MPC2 makes one per warm-up decision, so the first plans use a trained model); 0: none."""
     eval_every: int = 10_000
     """Evaluate every this many env steps (0: only at the end)."""
     eval_episodes: int = 10
@@ -221,7 +224,7 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be at least 1, got {value}")
-    keys = ("env_steps", "warmup_steps", "eval_every", "checkpoint_every", "report_every", "threads")
+    keys = ("env_steps", "warmup_steps", "warmup_updates", "eval_every", "checkpoint_every", "report_every", "threads")
     for key in keys + ("max_nonfinite_updates",):
         if getattr(cfg.train, key) < 0:
             raise ConfigError(f"train.{key}: must not be negative, got {getattr(cfg.train, key)}")

@@ -63,6 +63,8 @@ class Counters:
     """Seconds spent, summed over resumes, in: warmup (random actions before train.warmup_steps), decide
     (agent.act), env (stepping the simulator and rendering), update:<stream> (each batch stream's updates),
     model_check (failure modes) and eval."""
+    warmup_burst_done: bool = False
+    """Whether the train.warmup_updates burst at the end of warm-up has been paid (every stream at once)."""
     time_n: dict[str, int] = field(default_factory=dict)
     """What each part of time_s counted: decisions (warmup, decide: one per env), env steps (env), updates
     (update:<stream>), episodes (model_check) and evaluations (eval)."""
@@ -297,6 +299,8 @@ class Trainer:
         c = self.counters
         if c.env_steps < self.cfg.train.warmup_steps:
             return
+        burst = 0 if c.warmup_burst_done else self.cfg.train.warmup_updates  # paid once, when warm-up ends
+        c.warmup_burst_done = True
         for stream in streams:
             if not can_sample(self.replay, stream.spec, self.latest):
                 continue
@@ -305,7 +309,8 @@ class Trainer:
             else:
                 ratio = self.cfg.train.replay_ratio if stream.ratio is None else stream.ratio
                 # a 'latest' batch holds the n agent steps just taken, so one update pays for all n of them
-                gain, cost = ratio * n, (float(n) if stream.spec.kind == "latest" else 1.0)
+                cost = float(n) if stream.spec.kind == "latest" else 1.0
+                gain = ratio * n + burst * cost
             credit = c.stream_credit.get(stream.name, 0.0) + gain
             while credit >= cost:
                 credit -= cost
