@@ -92,7 +92,6 @@ def test_each_stream_is_paid_on_its_own_schedule_and_resumes_exactly(tmp_path, t
     assert seen[1]["model"] == [250, 300, 350]
 
 
-
 def test_warmup_updates_are_paid_once_by_the_per_decision_streams_when_warmup_ends(tmp_path, two_stream_agent):
     overrides = [
         "agent.name=two_streams",
@@ -116,6 +115,7 @@ def test_warmup_updates_are_paid_once_by_the_per_decision_streams_when_warmup_en
     assert counters["warmup_burst_done"]
     train(load_config([run_dir / "config.yaml"], ["train.env_steps=300"]), resume=run_dir)
     assert load_checkpoint(run_dir)["counters"]["stream_updates"]["policy"] == 342 + 100  # no second burst
+
 
 def test_a_checkpoint_from_before_streams_gives_its_update_debt_to_the_first_stream():
     old = {
