@@ -368,7 +368,9 @@ def test_train_script_smoke_run_and_resume(tmp_path):
     assert all(math.isfinite(v) for v in failure.values()) and failure["model_error"] >= 0
     spent, counts = evals[-1]["time_s"], evals[-1]["time_n"]  # where the time went: every part was timed
     assert set(spent) == set(counts) == {"warmup", "decide", "env", "update:train", "model_check", "eval"}
-    assert min(spent.values()) > 0 and sum(spent.values()) <= evals[-1]["wall_s"] + 0.5
+    # every part is timed (warm-up's 100 random actions may round to 0.000 s on a fast machine)
+    assert min(spent.values()) >= 0 and min(spent["decide"], spent["update:train"], spent["env"]) > 0
+    assert sum(spent.values()) <= evals[-1]["wall_s"] + 0.5
     assert (counts["warmup"], counts["decide"], counts["env"], counts["update:train"]) == (100, 200, 300, 100)
     train(load_config([run_dir / "config.yaml"], ["train.env_steps=400", "train.eval_every=400"]), resume=run_dir)
     agent, _ = load_agent(run_dir)
