@@ -54,16 +54,9 @@ def two_stream_agent():
     AGENT_CONFIGS.pop("two_streams")
 
 
-def test_each_stream_is_paid_on_its_own_schedule_and_resumes_exactly(tmp_path, two_stream_agent, monkeypatch):
-    seen = []
-    original = TwoStreamAgent.__init__
-
-    def keep(self, *args):
-        original(self, *args)
-        seen.append(self.seen)
-
-    monkeypatch.setattr(TwoStreamAgent, "__init__", keep)
-    overrides = [
+def two_stream_run(root, name: str, *extra: str) -> list[str]:
+    """Overrides of a 250-env-step run of the two-stream agent on Pendulum (50-step episodes, 100 warm-up steps)."""
+    return [
         "agent.name=two_streams",
         "env.spec=gym:Pendulum-v1",
         "env.obs=state",
@@ -74,9 +67,22 @@ def test_each_stream_is_paid_on_its_own_schedule_and_resumes_exactly(tmp_path, t
         "train.checkpoint_every=0",
         "train.threads=1",
         "run.progress=false",
-        f"run.root={tmp_path}",
-        "run.name=streams",
+        f"run.root={root}",
+        f"run.name={name}",
+        *extra,
     ]
+
+
+def test_each_stream_is_paid_on_its_own_schedule_and_resumes_exactly(tmp_path, two_stream_agent, monkeypatch):
+    seen = []
+    original = TwoStreamAgent.__init__
+
+    def keep(self, *args):
+        original(self, *args)
+        seen.append(self.seen)
+
+    monkeypatch.setattr(TwoStreamAgent, "__init__", keep)
+    overrides = two_stream_run(tmp_path, "streams")
     run_dir = train(load_config([], overrides))
     counters = load_checkpoint(run_dir)["counters"]
     # Updates start at the step that reaches the 100-step warm-up: 151 agent steps with 2 policy updates each;
@@ -93,21 +99,7 @@ def test_each_stream_is_paid_on_its_own_schedule_and_resumes_exactly(tmp_path, t
 
 
 def test_warmup_updates_are_paid_once_by_the_per_decision_streams_when_warmup_ends(tmp_path, two_stream_agent):
-    overrides = [
-        "agent.name=two_streams",
-        "env.spec=gym:Pendulum-v1",
-        "env.obs=state",
-        "env.time_limit=50",
-        "train.env_steps=250",
-        "train.warmup_steps=100",
-        "train.warmup_updates=40",
-        "train.eval_every=0",
-        "train.checkpoint_every=0",
-        "train.threads=1",
-        "run.progress=false",
-        f"run.root={tmp_path}",
-        "run.name=burst",
-    ]
+    overrides = two_stream_run(tmp_path, "burst", "train.warmup_updates=40")
     run_dir = train(load_config([], overrides))
     counters = load_checkpoint(run_dir)["counters"]
     # the schedule above plus 40 policy updates once (the every-60-env-steps model stream gets none)
