@@ -13,7 +13,9 @@ on stdout gives env steps per minute with and without the evaluation episodes, t
 wrapping the functions train() calls), and the settings; mbrl-lib's own log and hydra's warnings go to stderr.
 Model training time grows with the real buffer (5000 + steps so far, up to 20000), so the rate depends on
 --env-steps: compare runs of the same length. SAC updates start only once the first model rollouts have filled the
-SAC buffer (at the 250th env step), so the first epoch is cheap and short runs overstate the steady rate.
+SAC buffer (at the 250th env step), so the first epoch is cheap and short runs overstate the steady rate;
+--skip-steps 250 starts the clock (and the parts' timers) after that first epoch instead, so that the window makes
+num_sac_updates_per_step updates at every env step, as ours does from its first.
 
 mbrl-lib's settings (mbrl/examples/conf at tag v0.2.0: algorithm/mbpo.yaml, overrides/mbpo_inv_pendulum.yaml,
 dynamics_model/gaussian_mlp_ensemble.yaml), the defaults here:
@@ -77,7 +79,15 @@ CONF_DIR = pathlib.Path(mbrl.__file__).parent / "examples" / "conf"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--env-steps", type=int, default=2000, help="env steps after the initial exploration")
+    parser.add_argument(
+        "--env-steps", type=int, default=2000, help="env steps after the initial exploration (--skip-steps included)"
+    )
+    parser.add_argument(
+        "--skip-steps",
+        type=int,
+        default=0,
+        help="loop env steps run before the clock starts (250: skip the first epoch, which makes no SAC update)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--initial-exploration-steps", type=int, default=5000)
     parser.add_argument(
@@ -132,7 +142,8 @@ def compose_config(args: argparse.Namespace):
 class Timers:
     """Wall-clock seconds and call counts of the parts of mbrl-lib's loop, by wrapping the functions it calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip_steps: int = 0) -> None:
+        self.skip_steps = skip_steps
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self.loop_start: float | None = None
@@ -166,6 +177,9 @@ class Timers:
 
         def counted_step(*args, **kwargs):
             if self.loop_start is not None:
+                if self.loop_env_steps == self.skip_steps > 0:  # the skipped steps are done: restart every clock
+                    self.loop_start = time.perf_counter()
+                    self.seconds, self.calls = {}, {}
                 self.loop_env_steps += 1
             return step(*args, **kwargs)
 
@@ -189,7 +203,7 @@ def main() -> None:
     agent_cfg.action_space.shape = list(env.action_space.shape)
     np.random.seed(cfg.seed)  # as mbrl/examples/main.py does
     torch.manual_seed(cfg.seed)
-    timers = Timers()
+    timers = Timers(args.skip_steps)
     timers.install()
     with tempfile.TemporaryDirectory() as work_dir, contextlib.redirect_stdout(sys.stderr):
         best_eval = mbpo.train(env, test_env, term_fn, cfg, silent=False, work_dir=work_dir)
@@ -197,12 +211,13 @@ def main() -> None:
     assert timers.loop_start is not None
     loop_s = end - timers.loop_start
     eval_s = timers.seconds.get("eval", 0.0)
-    steps = timers.loop_env_steps
+    steps = timers.loop_env_steps - args.skip_steps
     o = cfg.overrides
     result = {
         "anchor": "mbrl-lib 0.2.0 MBPO",
         "env": o.env,
         "env_steps": steps,
+        "skip_steps": args.skip_steps,
         "env_steps_per_min": round(60 * steps / loop_s, 1),
         "env_steps_per_min_without_eval": round(60 * steps / (loop_s - eval_s), 1),
         "loop_s": round(loop_s, 2),
