@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from worldmodels.agents.actor_critic_fields import ActorCriticFields
 from worldmodels.agents.base import Agent, BatchSpec, Stream, obs_to_torch, register
 from worldmodels.behaviours.actor_critic import ActorCriticSettings, ImaginedActorCritic
-from worldmodels.config import AgentConfig, settings_from
+from worldmodels.config import settings_from
 from worldmodels.envs import action_dim, is_discrete
 from worldmodels.models.model_check import OpenLoop, check_metrics, executed_windows
 from worldmodels.models.rssm import WorldModel
@@ -24,7 +25,7 @@ from worldmodels.reports.openloop import imagination_report, report_figure
 
 
 @dataclass
-class DreamerConfig(AgentConfig):
+class DreamerConfig(ActorCriticFields):
     name: str = "dreamer"
     batch_size: int = 16
     """Sequences per update."""
@@ -46,24 +47,6 @@ class DreamerConfig(AgentConfig):
     """Free bits: KL terms below this many nats are not penalised."""
     model_lr: float = 3e-4
     """World model learning rate."""
-    actor_lr: float = 8e-5
-    """Actor learning rate."""
-    critic_lr: float = 8e-5
-    """Critic learning rate."""
-    grad_clip: float = 100.0
-    """Gradient norm clip for every optimizer."""
-    horizon: int = 15
-    """Imagination horizon."""
-    gamma: float = 0.99
-    """Discount per agent step."""
-    lam: float = 0.95
-    """Lambda of the lambda-returns."""
-    entropy: float = 3e-4
-    """Actor entropy bonus (on normalised returns)."""
-    slow_critic_decay: float = 0.98
-    """EMA decay of the slow critic."""
-    return_norm_decay: float = 0.99
-    """EMA decay of the return percentile range."""
     imagine_starts: int = 0
     """Imagination starts per update (0: every posterior state of the batch, B * T)."""
     unimix: float = 0.01

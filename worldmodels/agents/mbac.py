@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from worldmodels.agents.actor_critic_fields import ActorCriticFields
 from worldmodels.agents.base import Agent, BatchSpec, Stream, register
 from worldmodels.agents.state_model import StateModel, StateModelConfig, check_state_task
 from worldmodels.behaviours.actor_critic import ActorCriticSettings, ImaginedActorCritic
@@ -26,34 +27,16 @@ from worldmodels.models.state_imagination import StateImagination
 
 
 @dataclass
-class MBACConfig(StateModelConfig):
+class MBACConfig(StateModelConfig, ActorCriticFields):
     name: str = "mbac"
     model_every: int = 250
     """Refit the ensemble on all real data every this many env steps."""
     batch_size: int = 256
     """Replayed states that start imaginations, per update."""
-    horizon: int = 15
-    """Imagination horizon."""
-    gamma: float = 0.99
-    """Discount per agent step."""
-    lam: float = 0.95
-    """Lambda of the lambda-returns."""
-    entropy: float = 3e-4
-    """Actor entropy bonus (on normalised returns)."""
-    actor_lr: float = 8e-5
-    """Actor learning rate."""
-    critic_lr: float = 8e-5
-    """Critic learning rate."""
-    grad_clip: float = 100.0
-    """Gradient-norm clip of actor and critic."""
     ac_hidden: int = 256
     """Width of the actor's and critic's layers."""
     ac_layers: int = 2
     """Hidden layers of actor and critic."""
-    slow_critic_decay: float = 0.98
-    """EMA decay of the slow critic that regularises the critic."""
-    return_norm_decay: float = 0.99
-    """EMA decay of the return range (5th to 95th percentile) that scales the actor's objective."""
 
 
 @register("mbac", MBACConfig)
