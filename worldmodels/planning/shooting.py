@@ -68,6 +68,15 @@ def random_shooting(
     return select_best(sequence_returns(rollout, actions, **return_kwargs), actions)
 
 
+def gaussian_candidates(
+    mean: torch.Tensor, std: torch.Tensor, population: int, low: float, high: float, generator=None
+) -> torch.Tensor:
+    """``population`` sequences per start drawn from N(mean, std), clipped to the action bounds: mean and std
+    [B, H, A] -> candidates [B, N, H, A]."""
+    noise = torch.randn(mean.shape[0], population, *mean.shape[1:], generator=generator, device=mean.device)
+    return (mean[:, None] + std[:, None] * noise).clamp(low, high)
+
+
 def cem_update(
     returns: torch.Tensor,
     candidates: torch.Tensor,
@@ -107,8 +116,7 @@ def cem(
     std = torch.full_like(mean, std) if not torch.is_tensor(std) else std
     elites = max(1, int(round(population * elite_ratio)))
     for _ in range(iterations):
-        noise = torch.randn(mean.shape[0], population, *mean.shape[1:], generator=generator, device=mean.device)
-        candidates = (mean[:, None] + std[:, None] * noise).clamp(low, high)  # [B, N, H, A]
+        candidates = gaussian_candidates(mean, std, population, low, high, generator)  # [B, N, H, A]
         returns = sequence_returns(rollout, candidates, **return_kwargs)
         mean, std, _ = cem_update(returns, candidates, mean, std, elites, smoothing, min_std)
     return mean
@@ -179,8 +187,7 @@ def mppi_search(
         prior = prior.clamp(low, high)
     result = MPPIResult(mean, std, mean[:, None], torch.ones_like(mean[:, :1, 0]))  # (no iterations: the start)
     for _ in range(iterations):
-        noise = torch.randn(mean.shape[0], population, *mean.shape[1:], generator=generator, device=mean.device)
-        candidates = (mean[:, None] + std[:, None] * noise).clamp(low, high)  # [B, N, H, A]
+        candidates = gaussian_candidates(mean, std, population, low, high, generator)  # [B, N, H, A]
         if prior is not None:
             candidates = torch.cat([candidates, prior], 1)  # [B, N + P, H, A]
         returns = sequence_returns(rollout, candidates, **return_kwargs)
