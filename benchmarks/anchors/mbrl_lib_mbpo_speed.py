@@ -86,7 +86,7 @@ def parse_args() -> argparse.Namespace:
         "--skip-steps",
         type=int,
         default=0,
-        help="loop env steps run before the clock starts (250: skip the first epoch, which makes no SAC update)",
+        help="loop env steps before the clock starts (250: skip the first epoch, which updates SAC only at its end)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--initial-exploration-steps", type=int, default=5000)

@@ -44,6 +44,7 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     for run in map(Path, sys.argv[1:]):
         agent, cfg = load_agent(run, "cpu")
+        torch.manual_seed(cfg.train.seed)  # the stochastic policy's draws
         steps = load_checkpoint(run)["counters"]["env_steps"]
         env = gym.make("InvertedPendulum-v5")
         for explore in (False, True):
