@@ -83,3 +83,26 @@ def test_the_main_job_is_dreamer_from_pixels_on_cartpole_swingup():
 def test_every_committed_preset_builds_its_agent_config(path):
     cfg = load_config([path])
     assert cfg.agent.name and cfg.train.env_steps > 0
+
+
+@pytest.mark.parametrize(
+    ("agent", "settings", "renamed"),
+    [
+        ("dreamer", "ActorCriticSettings", {"layers": "head_layers"}),
+        ("mbac", "ActorCriticSettings", {"hidden": "ac_hidden", "layers": "ac_layers"}),
+        ("sac", "SACSettings", {}),
+        ("mbpo", "SACSettings", {"hidden": "policy_hidden"}),
+    ],
+)
+def test_agent_config_defaults_are_the_behaviour_settings_defaults(agent, settings, renamed):
+    """The shared field mixins (ActorCriticFields, SACFields) repeat the behaviours' settings with docs for --help:
+    an agent built from its default config gets exactly the behaviour's defaults."""
+    import dataclasses
+
+    from worldmodels.behaviours import actor_critic, sac
+    from worldmodels.config import AGENT_CONFIGS, settings_from
+
+    cls = getattr(actor_critic if settings == "ActorCriticSettings" else sac, settings)
+    filled, defaults = settings_from(cls, AGENT_CONFIGS[agent](), **renamed), cls()
+    differ = {f.name for f in dataclasses.fields(cls) if getattr(filled, f.name) != getattr(defaults, f.name)}
+    assert not differ, differ

@@ -1,6 +1,7 @@
 """Planners against the 1-D worked examples: s' = s + a, start 3, target 7, reward -|s - 7| at each state
 where an action is taken (so a sequence's return counts the start state and the states before the last action)."""
 
+import pytest
 import torch
 
 from worldmodels.planning import (
@@ -70,3 +71,18 @@ def test_planners_find_the_target_and_batch_over_starts():
 def test_shift_plan_warm_starts():
     plan = torch.arange(6.0).reshape(1, 3, 2)
     torch.testing.assert_close(shift_plan(plan), torch.tensor([[[2.0, 3.0], [4.0, 5.0], [0.0, 0.0]]]))
+
+
+def test_gaussian_candidates_follow_the_mean_and_std_and_stay_in_bounds():
+    from worldmodels.planning.shooting import gaussian_candidates
+
+    mean = torch.tensor([[[0.0], [0.9]]])  # [B=1, H=2, A=1]
+    std = torch.tensor([[[0.1], [0.5]]])
+    draws = gaussian_candidates(mean, std, 20_000, -1.0, 1.0, torch.Generator().manual_seed(0))
+    assert draws.shape == (1, 20_000, 2, 1)
+    assert draws.min() >= -1.0 and draws.max() <= 1.0
+    first, second = draws[0, :, 0, 0], draws[0, :, 1, 0]
+    assert abs(first.mean()) < 0.01 and abs(first.std() - 0.1) < 0.01  # far from the bounds: N(0, 0.1)
+    assert (second == 1.0).float().mean().item() == pytest.approx(0.42, abs=0.02)  # P(N(0.9, 0.5) > 1) = 0.42
+    same = gaussian_candidates(mean, std, 20_000, -1.0, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(draws, same)
