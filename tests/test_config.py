@@ -99,6 +99,7 @@ def test_agent_config_defaults_are_the_behaviour_settings_defaults(agent, settin
     an agent built from its default config gets exactly the behaviour's defaults."""
     import dataclasses
 
+    import worldmodels.agents  # noqa: F401  (registers the agents' configs)
     from worldmodels.behaviours import actor_critic, sac
     from worldmodels.config import AGENT_CONFIGS, settings_from
 
