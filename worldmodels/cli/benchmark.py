@@ -18,7 +18,7 @@ EPILOG = """examples:
       --tasks gym:Pendulum-v1 --seeds 0 1 2 --env-steps 20000
   # a suite file (tasks x agents x seeds, one protocol per task) on local Ray, 1 thread a cell; rerun to resume
   python scripts/benchmark.py suite configs/suites/smoke.yaml --threads-per-cell 1
-  # results -> benchmarks/README-table.md and benchmarks/curves/*.png
+  # results -> benchmarks/table.md and benchmarks/curves/*.png
   python scripts/benchmark.py report benchmarks/results.jsonl --out benchmarks
   # env steps/s of collection with 1 and 2 envs (random actions, no learning)
   python scripts/benchmark.py collect --task dmc:cartpole-swingup --obs pixels --action-repeat 2 --envs 1 2
