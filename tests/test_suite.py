@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,24 @@ def test_smoke_suite_runs_on_ray_resumes_a_started_cell_and_skips_finished_ones(
     assert again.returncode == 0, again.stderr[-3000:]
     assert "4 done, 0 to resume, 0 new" in again.stdout and "Ray:" not in again.stdout
     assert read_rows([tmp_path / "rows.jsonl"]) == rows
+
+
+def test_running_progress_reads_the_last_complete_metrics_line_of_recently_written_cells(tmp_path):
+    import os
+
+    from worldmodels.analysis.suite_runner import running_progress
+
+    suite = load_suite(SMOKE, root=tmp_path)
+    live, stale, unstarted = Cell(TASK, "sac", 0), Cell(TASK, "sac", 1), Cell(TASK, "pets", 0)
+    for cell, steps in ((live, 12_000), (stale, 3_000)):
+        suite.run_dir(cell).mkdir(parents=True)
+        lines = [json.dumps({"env_steps": n, "pad": "x" * 900}) for n in range(1000, steps + 1, 1000)]
+        (suite.run_dir(cell) / "metrics.jsonl").write_text("\n".join(lines) + '\n{"env_steps": 99')  # being written
+    old = time.time() - 3600
+    os.utime(suite.run_dir(stale) / "metrics.jsonl", (old, old))  # stopped an hour ago: not running
+    budgets = {live: 100_000, stale: 100_000, unstarted: 100_000}
+    text = running_progress(suite, [live, stale, unstarted], budgets)
+    assert text == f"{live.name} 12k/100k"
 
 
 # -- the report refuses to compare rows of different protocols -------------------------------------------------

@@ -95,13 +95,52 @@ def run_cell(cfg_data: dict, cell: Cell, extra: dict, log: str) -> dict:
     return {"rows": rows, "resumed_from": resumed_from, "trained": trained, "seconds": time.time() - start}
 
 
+def running_progress(suite: Suite, cells: list[Cell], budgets: dict[Cell, int], now: float | None = None) -> str:
+    """'<cell> <env steps>/<budget>' of the cells that are training now (their metrics.jsonl written to within the
+    last 10 minutes; the loop logs every train.log_every env steps), for the driver's status line."""
+    now = time.time() if now is None else now
+    parts = []
+    for cell in cells:
+        metrics = suite.run_dir(cell) / "metrics.jsonl"
+        if not metrics.exists() or now - metrics.stat().st_mtime > 600:
+            continue
+        steps = _last_env_steps(metrics)
+        if steps is not None:
+            parts.append(f"{cell.name} {steps / 1000:.0f}k/{budgets[cell] / 1000:.0f}k")
+    return ", ".join(parts)
+
+
+def _last_env_steps(path: Path) -> int | None:
+    """env_steps of the last complete line of a metrics file (read from its end: the file grows for hours)."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, handle.seek(0, os.SEEK_END) - 8192))
+        lines = handle.read().decode(errors="replace").splitlines()
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["env_steps"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by the read window or still being written
+    return None
+
+
 class GridProgress:
     """Cells done / running / left and an ETA, as a tqdm bar on a terminal and a line per finished cell."""
 
     def __init__(self, total: int, done: int, slots: int):
         self.total, self.done, self.slots, self.failed = total, done, slots, 0
         self.skipped, self.start = done, time.time()
+        self.last_line = self.start  # no terminal: when show_running last wrote a line
         self.bar = tqdm(total=total, initial=done, unit="cell", disable=None, file=sys.stderr, dynamic_ncols=True)
+
+    def show_running(self, text: str) -> None:
+        """The running cells' env steps (running_progress): on the bar, or without a terminal (a log file) as a
+        line every 10 minutes."""
+        line = f"{self.status()}; {text}" if text else self.status()
+        if not self.bar.disable:
+            self.bar.set_postfix_str(line)
+        elif time.time() - self.last_line >= 600:
+            self.last_line = time.time()
+            tqdm.write(f"{time.strftime('%H:%M')} {line}")
 
     def status(self) -> str:
         left = self.total - self.done - self.failed
@@ -181,8 +220,13 @@ def run_suite(
         pending[remote.options(num_cpus=threads).remote(cfg_data, cell, suite.row_fields(cell.task), log)] = cell
     progress = GridProgress(len(configs), len(done), cpus // threads)
     try:
+        budgets = {cell: configs[cell].train.env_steps for cell in todo}
         while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=60)
+            if not ready:  # every minute: how far the running cells are
+                progress.show_running(running_progress(suite, list(pending.values()), budgets))
+                continue
+            ref = ready[0]
             cell = pending.pop(ref)
             try:
                 result = ray.get(ref)
