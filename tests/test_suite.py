@@ -204,9 +204,9 @@ def test_running_progress_reads_the_last_complete_metrics_line_of_recently_writt
         (suite.run_dir(cell) / "metrics.jsonl").write_text("\n".join(lines) + '\n{"env_steps": 99')  # being written
     old = time.time() - 3600
     os.utime(suite.run_dir(stale) / "metrics.jsonl", (old, old))  # stopped an hour ago: not running
-    budgets = {live: 100_000, stale: 100_000, unstarted: 100_000}
-    text = running_progress(suite, [live, stale, unstarted], budgets)
-    assert text == f"{live.name} 12k/100k"
+    configs = {cell: suite.config(cell) for cell in (live, stale, unstarted)}
+    text = running_progress(suite, [live, stale, unstarted], configs)
+    assert text == f"{live.name} 12k/{configs[live].train.env_steps / 1000:.0f}k"
 
 
 # -- the report refuses to compare rows of different protocols -------------------------------------------------

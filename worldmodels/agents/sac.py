@@ -21,25 +21,26 @@ from worldmodels.nets.conv import random_shift
 @dataclass
 class SACFields(AgentConfig):
     """SAC's learner settings, shared by every agent that trains one (sac, mbpo); the network widths are the
-    agent's own field (``hidden`` for sac, ``policy_hidden`` for mbpo, whose ``hidden`` is the model's)."""
+    agent's own field (``hidden`` for sac, ``policy_hidden`` for mbpo, whose ``hidden`` is the model's). The
+    defaults are the learner's own (SACSettings), so they have one source."""
 
     batch_size: int = 256
     """Transitions per update."""
-    gamma: float = 0.99
+    gamma: float = SACSettings.gamma
     """Discount per agent step."""
-    tau: float = 0.005
+    tau: float = SACSettings.tau
     """Target network soft-update rate."""
-    actor_lr: float = 3e-4
+    actor_lr: float = SACSettings.actor_lr
     """Actor learning rate."""
-    critic_lr: float = 3e-4
+    critic_lr: float = SACSettings.critic_lr
     """Critic (and pixel encoder) learning rate."""
-    alpha_lr: float = 3e-4
+    alpha_lr: float = SACSettings.alpha_lr
     """Entropy temperature learning rate."""
-    init_alpha: float = 0.1
+    init_alpha: float = SACSettings.init_alpha
     """Initial entropy temperature."""
-    target_entropy: float | None = None
+    target_entropy: float | None = SACSettings.target_entropy
     """Entropy target; None: minus the number of action dimensions."""
-    log_std_bounds: tuple[float, ...] = (-5.0, 2.0)
+    log_std_bounds: tuple[float, ...] = SACSettings.log_std_bounds
     """Bounds of the policy's log standard deviation."""
 
 

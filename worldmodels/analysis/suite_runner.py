@@ -95,7 +95,7 @@ def run_cell(cfg_data: dict, cell: Cell, extra: dict, log: str) -> dict:
     return {"rows": rows, "resumed_from": resumed_from, "trained": trained, "seconds": time.time() - start}
 
 
-def running_progress(suite: Suite, cells: list[Cell], budgets: dict[Cell, int], now: float | None = None) -> str:
+def running_progress(suite: Suite, cells: list[Cell], configs: dict[Cell, Config], now: float | None = None) -> str:
     """'<cell> <env steps>/<budget>' of the cells that are training now (their metrics.jsonl written to within the
     last 10 minutes; the loop logs every train.log_every env steps), for the driver's status line."""
     now = time.time() if now is None else now
@@ -106,7 +106,7 @@ def running_progress(suite: Suite, cells: list[Cell], budgets: dict[Cell, int], 
             continue
         steps = _last_env_steps(metrics)
         if steps is not None:
-            parts.append(f"{cell.name} {steps / 1000:.0f}k/{budgets[cell] / 1000:.0f}k")
+            parts.append(f"{cell.name} {steps / 1000:.0f}k/{configs[cell].train.env_steps / 1000:.0f}k")
     return ", ".join(parts)
 
 
@@ -220,11 +220,10 @@ def run_suite(
         pending[remote.options(num_cpus=threads).remote(cfg_data, cell, suite.row_fields(cell.task), log)] = cell
     progress = GridProgress(len(configs), len(done), cpus // threads)
     try:
-        budgets = {cell: configs[cell].train.env_steps for cell in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=60)
             if not ready:  # every minute: how far the running cells are
-                progress.show_running(running_progress(suite, list(pending.values()), budgets))
+                progress.show_running(running_progress(suite, list(pending.values()), configs))
                 continue
             ref = ready[0]
             cell = pending.pop(ref)
