@@ -1,6 +1,8 @@
+import itertools
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -117,25 +119,39 @@ def test_evaluate_script_prints_returns_and_writes_a_gif(tmp_path):
     assert missing.returncode == 2 and "no config.yaml" in missing.stderr
 
 
-def test_collection_throughput_is_measured_in_env_steps():
-    from worldmodels.analysis.throughput import collection_throughput
+def fake_clock(step: float):
+    """A stand-in for the time module whose perf_counter advances by ``step`` seconds a call."""
+    ticks = itertools.count()
+    return types.SimpleNamespace(perf_counter=lambda: next(ticks) * step)
 
-    rate = collection_throughput("dmc:cartpole-swingup", 1, 200, obs="pixels", size=16, action_repeat=2, warmup_steps=2)
-    assert 0 < rate < 1e6
+
+def test_collection_throughput_is_measured_in_env_steps(monkeypatch):
+    from worldmodels.analysis import throughput
+
+    monkeypatch.setattr(throughput, "time", fake_clock(1.0))  # the timed loop takes 1 s
+    rate = throughput.collection_throughput(
+        "dmc:cartpole-swingup", 1, 201, obs="pixels", size=16, action_repeat=2, warmup_steps=2
+    )
+    assert rate == 200  # 100 decisions of 2 env steps each in 1 s (the odd env step is not taken)
 
 
-def test_speed_probes_time_updates_and_decisions():
-    from worldmodels.analysis.update_speed import act_seconds, update_seconds
+def test_speed_probes_time_updates_and_decisions(monkeypatch):
+    from worldmodels.analysis import update_speed
     from worldmodels.config import load_config
 
-    cfg = load_config([ROOT / "configs" / "tiny.yaml"])
-    update = update_seconds(cfg, repeats=2, warmup=1)
-    assert update["median_s"] > 0 and update["parameters"] > 0
+    monkeypatch.setattr(update_speed, "time", fake_clock(0.25))  # every timed call takes 0.25 s
+    cfg = load_config([ROOT / "configs" / "tiny.yaml"])  # SAC, 32 x 32, on Pendulum (3 state dims, 1 action)
+    update = update_speed.update_seconds(cfg, repeats=3, warmup=1)
+    assert update["median_s"] == 0.25 and update["times"] == [0.25] * 3
+    critic = 2 * ((3 + 1) * 32 + 32 + 32 * 32 + 32 + 32 + 1)  # two Q members of (S + A) -> 32 -> 32 -> 1
+    actor = 3 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2  # S -> 32 -> 32 -> (mean, log std)
+    assert update["parameters"] == 2 * critic + actor + 1  # the target critic is counted; + log alpha
     pets = load_config(
         [ROOT / "configs" / "pets" / "pendulum.yaml"],
         ["agent.population=20", "agent.particles=5", "agent.horizon=3", "agent.iterations=1", "agent.hidden=[16]"],
     )
-    assert act_seconds(pets, repeats=2, batch=2)["median_s"] > 0
+    decision = update_speed.act_seconds(pets, repeats=2, batch=2)
+    assert decision["median_s"] == 0.25 and len(decision["times"]) == 2
 
 
 def test_update_probe_builds_muzero_unroll_windows_with_frame_history():

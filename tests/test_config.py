@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from worldmodels.config import ConfigError, load_config, parse_override
+from worldmodels.run.loop import check_buildable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,9 +81,9 @@ def test_the_main_job_is_dreamer_from_pixels_on_cartpole_swingup():
     sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "suites" not in p.parts and p.stem not in ("default",)),
     ids=lambda p: str(p.relative_to(ROOT / "configs")),
 )
-def test_every_committed_preset_builds_its_agent_config(path):
+def test_every_committed_preset_builds_its_env_and_agent(path):
     cfg = load_config([path])
-    assert cfg.agent.name and cfg.train.env_steps > 0
+    check_buildable(cfg)  # a ConfigError (failing the test) where the preset's settings do not fit its task
 
 
 @pytest.mark.parametrize(

@@ -90,8 +90,9 @@ def test_particle_rollout_shapes_and_known_reward(propagation):
         reward_fn=lambda s, a, s2: -s2.pow(2).sum(-1),
     )
     assert out.rewards.shape == out.reward_std.shape == (2, 7, 4) and out.final_states.shape == (2, 7, 2)
-    if propagation == "expectation":
+    if propagation == "expectation":  # every particle follows the mean: the last reward is -|final state|^2
         torch.testing.assert_close(out.reward_std, torch.zeros(2, 7, 4))
+        torch.testing.assert_close(out.rewards[..., -1], -out.final_states.pow(2).sum(-1))
     with pytest.raises(ValueError, match="multiple of the ensemble size"):
         particle_rollout(
             model, torch.zeros(1, 2), actions[:1], particles=7, propagation="ts_inf", reward_fn=lambda *x: x[0][:, 0]

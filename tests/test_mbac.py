@@ -26,12 +26,17 @@ def small_agent(**kw):
 def test_imagination_features_carry_state_reward_and_continuation():
     torch.manual_seed(0)
     model = Ensemble(2, 1, members=3, hidden=(8,), learn_reward=True)
-    imagination = StateImagination(model, done_fn=lambda s: s[:, 0] > 1e9, generator=torch.Generator())
-    starts = imagination.features(torch.randn(4, 2))
+    imagination = StateImagination(model, done_fn=lambda s: s[:, 0] > 0, generator=torch.Generator())
+    starts = imagination.features(torch.randn(16, 2))
     feats = imagination.imagine(starts, lambda f: torch.zeros(len(f), 1), horizon=6)
-    assert feats.shape == (7, 4, 4)
-    assert torch.equal(imagination.policy_features(feats), feats[..., :2])
-    assert torch.all(imagination.reward(feats[0]) == 0) and torch.all(imagination.continue_prob(feats) == 1)
+    assert feats.shape == (7, 16, 4)
+    states = imagination.policy_features(feats)  # [H + 1, N, S]
+    assert torch.equal(states, feats[..., :2])
+    assert torch.all(imagination.reward(feats[0]) == 0) and torch.all(imagination.continue_prob(feats[0]) == 1)
+    # After the start, a step goes on exactly where the done rule does not hold for the state it reached.
+    going_on = imagination.continue_prob(feats[1:])  # [H, N]
+    torch.testing.assert_close(going_on, (states[1:, :, 0] <= 0).float())
+    assert 0 < going_on.mean() < 1  # both cases occur
 
 
 def test_actor_and_critic_losses_never_update_the_model_but_the_actor_learns_through_it(point_mass):

@@ -90,6 +90,10 @@ def test_mpc_value_runs_through_the_loop(tmp_path):
     run_dir = train(load_config([ROOT / "configs/mpc_value/pendulum.yaml"], overrides))
     evals = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
     assert evals[-1]["env_steps"] == 400 and np.isfinite(evals[-1]["mean"])
+    updates = torch.load(run_dir / "checkpoint.pt", weights_only=False)["counters"]["stream_updates"]
+    assert updates["model"] == 1  # at the end of warm-up (env step 200); the next is due at 400, the run's end
+    assert updates["policy"] == 5 * 201  # the preset's 5 SAC updates an agent step, steps 200..400
+    assert evals[-1]["failure"]["horizon"] == 10  # the model check scores the planner's horizon
 
 
 def test_planner_settings_that_cannot_work_are_rejected_when_built():

@@ -44,13 +44,17 @@ def test_report_has_an_image_and_finite_errors(obs):
     rng = np.random.default_rng(0)
     cfg = MuZeroConfig(latent=16, hidden=16, depth=4, unroll=3, td_steps=4, frame_stack=3)
     agent = MuZeroAgent(cfg, observation_space(obs, 16, 3), spaces.Discrete(2), "cpu")
-    replay = filled_replay([episode(n, rng, pixels=obs == "pixels") for n in (6, 20, 9)])  # some end inside windows
+    episodes = [episode(n, rng, pixels=obs == "pixels") for n in (6, 20, 9)]  # some end inside windows
+    replay = filled_replay(episodes)
     report = agent.report(replay, sequences=3)
     image = report["images"]["report/unroll"]
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[0] == 3
     assert set(report["scalars"]) == {"report/unroll_reward_abs_error", "report/unroll_value_abs_error"}
     assert all(np.isfinite(v) for v in report["scalars"].values())
-    assert agent.report(replay, sequences=2, length=4, context=99)["scalars"]  # context clamped to the window
+    # A context past the window is clamped to its last step (length - 1): the same report, on the same windows.
+    clamped = agent.report(filled_replay(episodes), sequences=2, length=4, context=99)["scalars"]
+    assert clamped == agent.report(filled_replay(episodes), sequences=2, length=4, context=3)["scalars"]
+    assert clamped != agent.report(filled_replay(episodes), sequences=2, length=4, context=2)["scalars"]
 
 
 def test_window_returns_match_a_worked_example():
