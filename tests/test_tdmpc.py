@@ -1,5 +1,5 @@
 """TD-MPC: SimNorm, the MPPI update with prior sequences, the loss math on worked examples, gradient isolation,
-shapes from state and pixels, and a smoke run of the train script with a resume."""
+shapes from state and pixels, learning on a point mass, and a smoke run of the train script with a resume."""
 
 import json
 import math
@@ -349,6 +349,45 @@ def test_a_checkpoint_restores_networks_optimizers_and_the_planners_draws():
     torch.manual_seed(5)
     np.testing.assert_array_equal(first, copy.act(obs, None, explore=True)[0])
     assert copy.opt.state_dict()["state"].keys() == agent.opt.state_dict()["state"].keys()
+
+
+def point_mass_sequences(batch: int, length: int, seed: int) -> dict:
+    """Replayed sequences [B, T] of a 1-D point mass (state padded to the agents' 3 dims): s_t = s_{t-1} + 0.2 a_t
+    and reward_t = -|s_t|, with the action and reward of step t the ones that led into it."""
+    rng = np.random.default_rng(seed)
+    action = rng.uniform(-1, 1, (batch, length, 1)).astype(np.float32)
+    action[:, 0] = 0.0
+    position = rng.uniform(-2, 2, (batch, 1, 1)).astype(np.float32) + 0.2 * np.cumsum(action, 1)  # [B, T, 1]
+    reward = -np.abs(position[..., 0])
+    reward[:, 0] = 0.0
+    first = np.zeros((batch, length), bool)
+    first[:, 0] = True
+    return {
+        "state": np.concatenate([position, np.zeros((batch, length, 2), np.float32)], -1),
+        "action": action,
+        "reward": reward,
+        "is_first": first,
+        "is_terminal": np.zeros((batch, length), bool),
+    }
+
+
+def test_tdmpc_learns_to_push_the_point_mass_towards_its_reward():
+    """800 updates on replayed point-mass sequences: MPPI in the learned latent space, and the policy prior, push
+    the point towards 0 from both sides (an untrained agent's plans point anywhere)."""
+    sizes = {"hidden": 32, "encoder_hidden": 32, "population": 32, "policy_samples": 8, "elites": 8, "iterations": 3}
+    agent = agent_for(action_dim=1, batch_size=64, discount=0.9, **sizes)
+    length = agent.streams()[0].spec.seq_len
+    for i in range(800):
+        agent.update(point_mass_sequences(64, length, seed=i))
+    position = np.array([[1.5], [1.0], [-1.0], [-1.5]], np.float32)
+    obs = {"state": np.concatenate([position, np.zeros((4, 2), np.float32)], -1), "is_first": np.ones(4, bool)}
+    towards_zero = -np.sign(position[:, 0])
+    for _ in range(3):  # three independent plans
+        action, _, _ = agent.act(obs, None, explore=False)
+        assert np.all(action[:, 0] * towards_zero > 0.5), action[:, 0]
+    with torch.no_grad():
+        prior, _ = agent.model.policy(agent.model.encode({"state": torch.as_tensor(obs["state"])}), deterministic=True)
+    assert np.all(prior[:, 0].numpy() * towards_zero > 0), prior[:, 0]
 
 
 def test_train_script_smoke_run_and_resume(tmp_path):
