@@ -56,6 +56,6 @@ def test_model_free_checkpoint_and_a_non_run_get_one_line_answers(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     done = script("imagine.py", "--checkpoint", tmp_path / "sac")
-    assert done.returncode == 0 and "model-free 'sac' agent" in done.stdout and not done.stderr
+    assert done.returncode == 0 and "'sac' agent, which has no model report" in done.stdout and not done.stderr
     done = script("imagine.py", "--checkpoint", tmp_path / "nothing")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

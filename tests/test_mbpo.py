@@ -142,6 +142,27 @@ def test_policy_batches_mix_real_and_imagined_transitions(episode_factory):
     assert torch.all(real == real.round())  # the first 5 are replayed states (integers), the rest imagined
 
 
+@pytest.mark.parametrize("name", ["mbpo", "mbac", "mpc_value"])
+def test_every_ensemble_agent_reports_its_kstep_predictions(name, episode_factory):
+    """MBPO, mbac and mpc_value show the same k-step report as PETS (StateModel.report), once a refit has run."""
+    from worldmodels.agents import build_agent
+
+    torch.manual_seed(0)
+    sizes = ["agent.members=4", "agent.hidden=[32]"] + (
+        ["agent.elites=2", "agent.rollout_batch=64"] if name != "mbac" else []
+    )
+    cfg = load_config([], [f"agent.name={name}", *sizes]).agent
+    agent = build_agent(cfg, observation_space("state", 64, 2), spaces.Box(-1, 1, (1,), np.float32), "cpu")
+    replay = ReplayStore(1000)
+    for start in range(5):
+        replay.add_episode(episode_factory(20, start_value=100.0 * start, pixels=False))
+    assert agent.report(replay) is None  # no refit yet
+    agent.streams()[0].update(replay.all_transitions())  # the model stream: a refit
+    report = agent.report(replay, sequences=2, length=10, context=3)
+    assert report["images"]["report/kstep"].shape[0] == 3
+    assert "report/kstep_state_mse" in report["scalars"] and all(np.isfinite(v) for v in report["scalars"].values())
+
+
 def test_mbpo_rejects_tasks_it_cannot_handle():
     box = spaces.Box(-1, 1, (1,), np.float32)
     with pytest.raises(ValueError, match="dyna_q act discretely"):

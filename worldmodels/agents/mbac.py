@@ -95,6 +95,11 @@ class MBACAgent(Agent):
     def ready_to_plan(self) -> None:
         self.fitted = True
 
+    def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict | None:
+        """k-step state predictions of the ensemble against replayed sequences (StateModel.report); None before
+        the first fit."""
+        return self.state_model.report(replay, sequences, length, context) if self.fitted else None
+
     def model_check(self, episode: dict) -> dict[str, float] | None:
         """Failure modes over the imagination horizon (models/model_check.py); None before the first refit."""
         return check_metrics(self.open_loop(episode, self.cfg.horizon), episode) if self.fitted else None

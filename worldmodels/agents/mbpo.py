@@ -212,6 +212,11 @@ class MBPOAgent(Agent):
         value = self.learner.critic.values(features, action).min(0).values.view(path.shape[:2])  # [N, H + 1]
         return out._replace(values=value, discount=self.learner.settings.gamma)
 
+    def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict | None:
+        """k-step state predictions of the ensemble against replayed sequences (StateModel.report); None before
+        the first refit."""
+        return self.state_model.report(replay, sequences, length, context) if self.fits else None
+
     def ready_to_plan(self) -> None:
         self.fits = max(self.fits, 1)
 

@@ -23,7 +23,6 @@ from worldmodels.models.ensemble import PROPAGATIONS, particle_rollout
 from worldmodels.models.model_check import OpenLoop, check_metrics
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.planning import cem, mppi, random_shooting, shift_plan
-from worldmodels.reports.kstep import kstep_figure, kstep_report
 
 
 @dataclass
@@ -86,9 +85,6 @@ class PETSAgent(Agent):
     def streams(self) -> list[Stream]:
         return [Stream("model", BatchSpec("all", batch_size=0), self.update)]
 
-    def as_f32(self, x) -> torch.Tensor:
-        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
-
     def update(self, batch) -> dict[str, float]:
         metrics = self.state_model.fit(batch, self.seed)
         self.fitted = True
@@ -104,24 +100,10 @@ class PETSAgent(Agent):
             return self.rng.uniform(-1, 1, (states.shape[0], self.action_dim)).astype(np.float32), None, {}
         return receding_horizon_act(obs, state, self.plan, self.device)
 
-    @torch.no_grad()
     def report(self, replay, sequences: int = 4, length: int | None = None, context: int = 5) -> dict | None:
-        """k-step state prediction of the ensemble against replayed sequences (reports/kstep.py); None before the
-        first fit. ``length`` None: min(50, longest episode), the context shortened to fit."""
-        if not self.fitted:
-            return None
-        if length is None:
-            length = min(50, replay.longest_episode)
-            context = min(context, length - 1)
-        if length > replay.longest_episode:
-            raise ValueError(
-                f"the k-step report needs an episode of {length} steps; the longest stored episode has "
-                f"{replay.longest_episode}"
-            )
-        data = replay.sample_sequences(sequences, length)  # [B, T, ...] inside one episode each
-        f32 = self.as_f32
-        report = kstep_report(self.model, f32(data["state"]), f32(data["action"]), context, f32(data["reward"]))
-        return {"images": {"report/kstep": kstep_figure(report)}, "scalars": report.scalars()}
+        """k-step state predictions of the ensemble against replayed sequences (StateModel.report); None before
+        the first fit."""
+        return self.state_model.report(replay, sequences, length, context) if self.fitted else None
 
     def open_loop(self, episode: dict, horizon: int, values: bool = False) -> OpenLoop:
         """The ensemble's open-loop prediction along an episode (agents/state_model.py); PETS has no value

@@ -18,6 +18,7 @@ from worldmodels.envs.terminations import termination_rule
 from worldmodels.models.ensemble import Ensemble, fit_ensemble
 from worldmodels.models.model_check import OpenLoop, ensemble_open_loop
 from worldmodels.models.termination import TerminationClassifier
+from worldmodels.reports.kstep import kstep_figure, kstep_report
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
 
@@ -131,6 +132,23 @@ class StateModel:
         actions (rewards after a predicted termination count 0); model_error is the one-step relative state
         error ||s' - s'_true|| / ||s'_true|| of the members' mean over all the episode's transitions."""
         return ensemble_open_loop(self.ensemble, episode, horizon, self.done_fn, self.device)
+
+    @torch.no_grad()
+    def report(self, replay, sequences: int, length: int | None, context: int) -> dict:
+        """The agents' ``report``: the ensemble's k-step state predictions against replayed sequences
+        (reports/kstep.py). ``length`` None: min(50, longest episode), the context shortened to fit."""
+        if length is None:
+            length = min(50, replay.longest_episode)
+            context = min(context, length - 1)
+        if length > replay.longest_episode:
+            raise ValueError(
+                f"the k-step report needs an episode of {length} steps; the longest stored episode has "
+                f"{replay.longest_episode}"
+            )
+        data = replay.sample_sequences(sequences, length)  # [B, T, ...] inside one episode each
+        f32 = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
+        report = kstep_report(self.ensemble, f32(data["state"]), f32(data["action"]), context, f32(data["reward"]))
+        return {"images": {"report/kstep": kstep_figure(report)}, "scalars": report.scalars()}
 
     def state_dict(self) -> dict:
         out = {"model": self.ensemble.state_dict()}

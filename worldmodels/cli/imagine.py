@@ -16,10 +16,12 @@ EPILOG = """examples:
 What each model shows (sequences come from the run's saved replay episodes):
   dreamer  openloop.gif (rows: truth / imagination / error; green border = observed, red = imagined) and
            openloop_errors.png (k-step image error, predicted vs real reward)
-  muzero   unroll.png: rewards and values predicted along an open-loop unroll vs the replayed truth
-  pets     kstep.png: k-step state predictions vs the truth, with epistemic and aleatoric bands
+  muzero, tdmpc
+           unroll.png: rewards and values predicted along an open-loop unroll vs the replayed truth
+  pets, mbpo, mbac, mpc_value
+           kstep.png: the ensemble's k-step state predictions vs the truth, with epistemic and aleatoric bands
 Also <out>/report.json (the report's scalars) and a TensorBoard event file (tensorboard --logdir <out>).
-A model-free agent (sac) has nothing to imagine.
+sac (model-free) and dyna_q (a lookup-table model) have no report.
 """
 
 
@@ -56,7 +58,10 @@ def imagine_command(args) -> int:
         raise UsageError("--context must be at least 1 and less than --length")
     agent, cfg = load_agent(args.checkpoint, args.device)
     if not has_report(agent):
-        print(f"{args.checkpoint} holds a model-free '{cfg.agent.name}' agent: it has no model, so nothing to imagine")
+        print(
+            f"{args.checkpoint} holds a '{cfg.agent.name}' agent, which has no model report (sac is model-free, "
+            "dyna_q's model is a lookup table)"
+        )
         return 0
     replay = ReplayStore(cfg.replay.capacity, args.checkpoint / "replay", seed=args.seed)
     if replay.load() == 0:
@@ -66,7 +71,11 @@ def imagine_command(args) -> int:
     except ValueError as err:  # the request does not fit the replay (too long, too much context)
         raise UsageError(f"{args.checkpoint}: {err}") from err
     if report is None:
-        raise UsageError(f"{args.checkpoint}: the replay's episodes are too short for this report; lower --length")
+        raise UsageError(
+            f"{args.checkpoint}: the '{cfg.agent.name}' agent made no report: its model has not been fitted yet, it "
+            "has no pixel decoder to imagine with (dreamer from state), or the replay's episodes are shorter than "
+            "the report needs (lower --length)"
+        )
     out = args.out or args.checkpoint / "imagine"
     written = write_report(report, out)
     summary = {"run": str(args.checkpoint), "agent": cfg.agent.name, **report.get("scalars", {})}
