@@ -113,6 +113,27 @@ def test_model_buffer_keeps_the_newest_and_round_trips():
     copy = TransitionBuffer(5, 1, 1, torch.device("cpu"))
     copy.load_state_dict(buffer.state_dict())
     assert copy.added == buffer.added and all(torch.equal(copy.data[k], buffer.data[k]) for k in buffer.data)
+    buffer.add(batch([20, 21]))  # the ring now holds 17, 18, 19, 20, 21 with 21 written at slot 1
+    buffer.retain = 3  # sampling reads only the newest 3, across the ring's end
+    drawn = buffer.sample(256, torch.Generator().manual_seed(0))["reward"]
+    assert len(buffer) == 3 and set(drawn.tolist()) == {19.0, 20.0, 21.0}
+    assert buffer.state_dict()["reward"].shape == (5,)  # a checkpoint keeps every slot held
+
+
+def test_mbpo_reads_only_the_rollouts_of_retain_epochs_at_the_rollout_length_in_force(episode_factory):
+    """MBPO's model pool: sized for retain_epochs epochs of rollouts at the current k (not at the schedule's
+    largest k), so when k grows the older, shorter rollouts stop being read."""
+    torch.manual_seed(0)
+    agent = small_agent(model_every=500, epoch_length=1000, retain_epochs=1, rollout_schedule=(0, 2, 1, 3))
+    replay = ReplayStore(1000)
+    for start in range(5):
+        replay.add_episode(episode_factory(20, start_value=100.0 * start, pixels=False))
+    assert agent.buffer.capacity == 64 * 3 * 2  # rollout_batch x k_max x rounds an epoch
+    metrics = agent.update_model(replay.all_transitions())  # k = 1 at epoch 0.5
+    assert agent.rollout_length == 1 and len(agent.buffer) == metrics["train/model_buffer"] <= 64
+    agent.update_model(replay.all_transitions())
+    agent.update_model(replay.all_transitions())  # epoch 1.5: k = 2
+    assert agent.rollout_length == 2 and agent.buffer.retain == 64 * 2 * 2
 
 
 def small_agent(**kw):

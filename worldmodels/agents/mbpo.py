@@ -66,7 +66,8 @@ class MBPOConfig(StateModelConfig, SACFields):
     adaptive_windows: int = 256
     """adaptive: replayed windows the k-step error is measured on."""
     retain_epochs: int = 1
-    """Epochs of rollouts the model buffer keeps."""
+    """Epochs of rollouts the model buffer keeps (sized, as in MBPO, for the rollout length in force: when k grows,
+    older short rollouts are not read)."""
     real_ratio: float = 0.05
     """Share of each policy batch taken from real transitions (the rest from the model buffer)."""
     policy_hidden: tuple[int, ...] = (256, 256)
@@ -93,9 +94,10 @@ class MBPOAgent(Agent):
         self.model = self.state_model.ensemble
         settings = settings_from(SACSettings, cfg, hidden="policy_hidden")
         self.learner = SACLearner(obs_space, self.action_dim, settings, self.device)
-        rounds = max(1, cfg.epoch_length // cfg.model_every) * cfg.retain_epochs  # rollout rounds kept
+        self.rounds_kept = max(1, cfg.epoch_length // cfg.model_every) * cfg.retain_epochs  # rollout rounds
         k_max = max(cfg.rollout_schedule[2:])
-        self.buffer = TransitionBuffer(cfg.rollout_batch * k_max * rounds, self.state_dim, self.action_dim, self.device)
+        capacity = cfg.rollout_batch * k_max * self.rounds_kept
+        self.buffer = TransitionBuffer(capacity, self.state_dim, self.action_dim, self.device)
         self.elites = torch.arange(cfg.elites, device=self.device)
         self.seed = torch.initial_seed()  # the loop seeds torch with train.seed before building the agent
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
@@ -132,6 +134,7 @@ class MBPOAgent(Agent):
             generator=self.generator,
         )
         self.buffer.add(rollouts)
+        self.buffer.retain = cfg.rollout_batch * self.rollout_length * self.rounds_kept  # MBPO: sized to the k in force
         metrics.update(
             {
                 "train/rollout_length": float(self.rollout_length),
@@ -243,5 +246,6 @@ class MBPOAgent(Agent):
         self.buffer.load_state_dict(state["buffer"])
         self.elites = state["elites"].to(self.device)
         self.fits, self.rollout_length, self.seed = state["fits"], state["rollout_length"], state["seed"]
+        self.buffer.retain = self.cfg.rollout_batch * self.rollout_length * self.rounds_kept
         if state.get("generator_device") == self.device.type:
             self.generator.set_state(state["generator"])

@@ -27,9 +27,16 @@ class TransitionBuffer:
             "terminated": torch.zeros(capacity, dtype=torch.bool, device=device),
         }
         self.added = 0  # transitions ever added; the ring's write position is added % capacity
+        self.retain = capacity  # sampling reads only the newest this many (MBPO: retain_epochs at the current k)
+
+    @property
+    def filled(self) -> int:
+        """Slots holding a transition."""
+        return min(self.added, self.capacity)
 
     def __len__(self) -> int:
-        return min(self.added, self.capacity)
+        """Transitions that sampling reads: the newest ``retain`` of those held."""
+        return min(self.filled, self.retain)
 
     def add(self, transitions: dict[str, torch.Tensor]) -> None:
         """transitions: KEYS -> [M, ...]; when M exceeds the capacity only the newest ``capacity`` are kept."""
@@ -41,14 +48,16 @@ class TransitionBuffer:
         self.added += m
 
     def sample(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``batch`` transitions drawn uniformly with replacement: KEYS -> [B, ...]."""
+        """``batch`` transitions drawn uniformly with replacement from the newest ``len(self)``: KEYS -> [B, ...]."""
         if len(self) == 0:
             raise ValueError("the model buffer is empty: no model rollout has been made yet")
         index = torch.randint(len(self), (batch,), generator=generator, device=self.device)  # [B]
+        if len(self) < self.filled:  # count back from the newest
+            index = (self.added - 1 - index) % self.capacity
         return {key: value[index] for key, value in self.data.items()}
 
     def state_dict(self) -> dict:
-        size = len(self)
+        size = self.filled
         return {"added": self.added, **{key: value[:size].cpu() for key, value in self.data.items()}}
 
     def load_state_dict(self, state: dict) -> None:
