@@ -2,8 +2,11 @@
 # `make lint`: ruff check and ruff format --check (CI runs it before the tests); `make format` fixes both.
 PYTHON ?= python3
 VENV ?= .venv
-# CPU build by default. With a CUDA build of torch already in $(VENV), setup keeps it (see README).
+# torch from pip's index (on PyPI for Linux: the CUDA-enabled build, which also runs on CPUs);
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the smaller CPU-only build. A torch already in $(VENV)
+# is kept (see README).
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
@@ -16,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	bash scripts/setup_system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 

@@ -94,7 +94,7 @@ def test_evaluate_script_prints_returns_and_writes_a_gif(tmp_path):
         str(ROOT / "scripts" / "train.py"),
         "--config",
         str(ROOT / "configs" / "tiny.yaml"),
-        "train.env_steps=100",
+        "train.env_steps=200",
         f"run.root={tmp_path}",
         "run.name=ev",
     ]
@@ -112,6 +112,8 @@ def test_evaluate_script_prints_returns_and_writes_a_gif(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert len(summary["returns"]) == 2 and summary["lengths"] == [50, 50]
+    logged = json.loads((tmp_path / "ev" / "evals.jsonl").read_text().splitlines()[-1])  # at 200 env steps
+    assert summary["seed"] == 10_000 and summary["returns"] == logged["returns"]  # the run's own eval seeds
     assert (tmp_path / "ev.gif").read_bytes()[:3] == b"GIF"
     missing = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(tmp_path / "nope")], capture_output=True, text=True

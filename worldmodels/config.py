@@ -38,7 +38,8 @@ class EnvConfig:
     num_envs: int = 1
     """Parallel environments used for collection (subprocesses when more than one)."""
     fast_render: bool = False
-    """dm_control only: no shadows, reflections or anti-aliasing (about 10x faster, not standard pixels)."""
+    """dm_control only: no shadows, reflections or anti-aliasing (collection about 12x faster here; not the standard
+    pixels)."""
 
 
 @dataclass
@@ -56,7 +57,9 @@ class TrainConfig:
     warmup_steps: int = 5_000
     """Env steps of uniformly random actions before the agent acts and learns."""
     replay_ratio: float = 1.0
-    """Gradient updates per agent step (per decision of one env), after warm-up."""
+    """Gradient updates per agent step (per decision of one env), after warm-up, for each per-decision batch stream
+    (PETS's refits among them); streams on an env-step schedule (MBPO's and mbac's refits, agent.model_every) ignore
+    it."""
     warmup_updates: int = 0
     """Updates each per-decision batch stream makes at once when warm-up ends, before the agent's first decision
     (TD-MPC2 makes one per warm-up decision, so the first plans use a trained model); 0: none."""
@@ -65,7 +68,7 @@ class TrainConfig:
     eval_episodes: int = 10
     """Episodes per evaluation."""
     checkpoint_every: int = 10_000
-    """Save a checkpoint every this many env steps (and always at the end)."""
+    """Save a checkpoint every this many env steps (and always at the end; 0: only at the end)."""
     log_every: int = 1_000
     """Write train/ and fps/ scalars every this many env steps."""
     report_every: int = 0
@@ -85,7 +88,7 @@ class TrainConfig:
 @dataclass
 class RunConfig:
     name: str = ""
-    """Run directory name under root; empty: <agent>-<task>-s<seed>-<time>."""
+    """Run directory name under root; empty: <agent>-<task>-s<seed>-<time>-p<pid>."""
     root: str = "checkpoints"
     """Folder that holds run directories."""
     progress: bool = True

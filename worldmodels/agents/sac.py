@@ -20,8 +20,9 @@ from worldmodels.nets.conv import random_shift
 
 @dataclass
 class SACFields(AgentConfig):
-    """SAC's learner settings, shared by every agent that trains one (sac, mbpo); the network widths are the
-    agent's own field (``hidden`` for sac, ``policy_hidden`` for mbpo, whose ``hidden`` is the model's). The
+    """SAC's learner settings, shared by every agent that trains one (sac, mbpo, mpc_value); the network widths are
+    the agent's own field (``hidden`` for sac, ``policy_hidden`` for mbpo and mpc_value, whose ``hidden`` is the
+    model's). The
     defaults are the learner's own (SACSettings), so they have one source."""
 
     batch_size: int = 256

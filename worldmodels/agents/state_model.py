@@ -25,7 +25,7 @@ ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "ta
 
 @dataclass
 class StateModelConfig(AgentConfig):
-    """The ensemble's fields, shared by every agent that learns one (PETS, MBPO, mbac)."""
+    """The ensemble's fields, shared by every agent that learns one (PETS, MBPO, mbac, mpc_value)."""
 
     members: int = 5
     """Ensemble members."""

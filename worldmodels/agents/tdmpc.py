@@ -53,13 +53,15 @@ class TDMPCConfig(AgentConfig):
     latent: int = 512
     """Latent size (a multiple of simnorm_group)."""
     hidden: int = 512
-    """Width of the dynamics, reward, Q and policy MLPs (two hidden layers each)."""
+    """Width of the dynamics, reward, Q and policy-prior MLPs (two hidden layers each)."""
     encoder_hidden: int = 256
     """Width of the state encoder's hidden layer."""
     simnorm_group: int = 8
     """Latent entries per SimNorm softmax group."""
     activation: str = "mish"
-    """Hidden-layer activation: mish (TD-MPC2's), silu, elu or relu (by far the cheapest on a CPU)."""
+    """Activation of the dynamics, reward and Q MLPs (LayerNorm before it): mish (TD-MPC2's), silu, elu or relu (by
+    far the cheapest on a CPU). The policy prior is SAC's actor MLP: ReLU, no LayerNorm (TD-MPC2 gives it the same
+    LayerNorm and Mish as the rest)."""
     depth: int = 16
     """Pixels: conv channels multiplier (d, 2d, 4d, 8d)."""
     frame_stack: int = 3

@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--config", action="append", default=[], help="YAML preset(s) for every run")
     run.add_argument("--agents", nargs="+", required=True, help="agent names, e.g. sac")
     run.add_argument("--tasks", nargs="+", required=True, help="env specs, e.g. gym:Pendulum-v1 dmc:cartpole-swingup")
-    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
     run.add_argument("--env-steps", type=int, help="env-step budget per run (default: the config's)")
     run.add_argument(
         "--results",
@@ -59,7 +59,11 @@ def parser() -> argparse.ArgumentParser:
         default=Path("results/results.jsonl"),
         help="JSONL file rows are appended to (default: results/results.jsonl, git-ignored)",
     )
-    run.add_argument("--root", default="checkpoints/benchmark", help="where the runs' directories go")
+    run.add_argument(
+        "--root",
+        default="checkpoints/benchmark",
+        help="where the runs' directories go (default: checkpoints/benchmark)",
+    )
     collect = sub.add_parser("collect", help="measure collection throughput (env steps/s) for several env counts")
     collect.add_argument("--results", type=Path, help="append the figure as a row (with provenance) to this JSONL")
     collect.add_argument("--task", default="dmc:cartpole-swingup")
@@ -75,7 +79,9 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("overrides", nargs="*", help="dotted config overrides")
     speed.add_argument("--config", action="append", default=[], help="YAML preset(s)")
     speed.add_argument("--repeats", type=int, default=5, help="timed updates (median reported)")
-    act = sub.add_parser("act-speed", help="seconds per decision of a configured agent (planning cost: PETS, MuZero)")
+    act = sub.add_parser(
+        "act-speed", help="seconds per decision of a configured agent (planning cost: PETS, MuZero, TD-MPC)"
+    )
     act.add_argument("--results", type=Path, help="append the figure as a row (with provenance) to this JSONL")
     act.add_argument("--label", default="", help=LABEL_HELP)
     act.add_argument("overrides", nargs="*", help="dotted config overrides")
@@ -90,7 +96,8 @@ def parser() -> argparse.ArgumentParser:
         "after k = 1..H steps, with the fitted eps, L and the bound eps (L^H - 1) / (L - 1). Agents with a value "
         "function (Dreamer, TD-MPC, MuZero, MBPO, mbac) are also scored on episodes of their own greedy policy: "
         "their value of the real and of the predicted states against the realised discounted return. Writes "
-        "<out>/model_error-<task>.md, .png and appends rows to .jsonl.",
+        "<out>/model_error-<task>.md, .png and appends rows to .jsonl (<task> with : and / as _, e.g. "
+        "model_error-dmc_cartpole-swingup.md).",
     )
     merr.add_argument("runs", nargs="*", type=Path, help="run directories, e.g. results/suites/state/pets-...-s0")
     merr.add_argument(
@@ -105,7 +112,9 @@ def parser() -> argparse.ArgumentParser:
     merr.add_argument("--train-episodes", type=int, default=20, help="random episodes the linear model is fitted on")
     merr.add_argument("--horizon", type=int, default=15, help="open-loop steps H (decisions)")
     merr.add_argument("--seed", type=int, default=1000, help="seed of the held-out episodes")
-    merr.add_argument("--out", type=Path, default=Path("benchmarks/model_error"))
+    merr.add_argument(
+        "--out", type=Path, default=Path("benchmarks/model_error"), help="folder (default: benchmarks/model_error)"
+    )
     merr.add_argument(
         "--value-episodes", type=int, default=2, help="episodes of each agent's own greedy policy its values are "
         "scored on (0: no value error)",

@@ -24,7 +24,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", type=Path, help="a run directory, e.g. checkpoints/<run>")
     p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="env k is seeded seed + k (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="env k is seeded seed + k (default: the run's own evaluation seeds, train.seed + 10000, so the same "
+        "checkpoint gives the returns its training evaluations logged)",
+    )
     p.add_argument("--video", type=Path, help="write the first episode as a GIF here")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     return p
@@ -37,18 +42,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate_command(args) -> int:
     from worldmodels.run.evaluation import evaluate
-    from worldmodels.run.loop import env_kwargs, load_agent
+    from worldmodels.run.loop import env_kwargs, eval_seed, load_agent
     from worldmodels.run.video import write_gif
 
     if args.episodes < 1:
         raise UsageError("--episodes must be at least 1")
     agent, cfg = load_agent(args.run_dir, args.device)
-    result = evaluate(
-        agent, cfg.env.spec, args.episodes, args.seed, env_kwargs(cfg), record_video=args.video is not None
-    )
+    seed = eval_seed(cfg) if args.seed is None else args.seed
+    result = evaluate(agent, cfg.env.spec, args.episodes, seed, env_kwargs(cfg), record_video=args.video is not None)
     if args.video is not None:
         write_gif(result.frames, args.video, fps=25)
-    print(json.dumps({"run": str(args.run_dir), "task": cfg.env.spec, "seed": args.seed, **result.summary()}, indent=2))
+    print(json.dumps({"run": str(args.run_dir), "task": cfg.env.spec, "seed": seed, **result.summary()}, indent=2))
     return 0
 
 

@@ -404,7 +404,7 @@ class Trainer:
                 self.agent,
                 cfg.env.spec,
                 cfg.train.eval_episodes,
-                seed=cfg.train.seed + 10_000,
+                seed=eval_seed(cfg),
                 env_kwargs=env_kwargs(cfg),
             )
         self.last_eval, self.last_eval_step = result.mean, c.env_steps
@@ -449,6 +449,11 @@ def agent_for(cfg: Config, device: torch.device) -> Agent:
         return build_agent(cfg.agent, probe.observation_space, probe.action_space, device)
     finally:
         probe.close()
+
+
+def eval_seed(cfg: Config) -> int:
+    """The first env seed of a run's evaluations (env k: + k), apart from the training envs' seeds."""
+    return cfg.train.seed + 10_000
 
 
 def check_buildable(cfg: Config) -> None:
