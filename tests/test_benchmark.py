@@ -95,6 +95,7 @@ def test_evaluate_script_prints_returns_and_writes_a_gif(tmp_path):
         "--config",
         str(ROOT / "configs" / "tiny.yaml"),
         "train.env_steps=200",
+        "train.device=cpu",  # evaluate.py's default device: the same arithmetic as the logged evaluation
         f"run.root={tmp_path}",
         "run.name=ev",
     ]

@@ -285,10 +285,11 @@ def kill_and_resume(tmp_path, kills: int, env_steps: int, seed: int = 0) -> dict
         args = ["--resume", str(run_dir)] if (run_dir / "config.yaml").exists() else fresh
         logged = len(metrics.read_text().splitlines()) if metrics.exists() else 0
         process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), *args])
-        # The kill falls inside training, whatever the machine's speed: after this start has logged 1 to 3 lines
-        # of its own (100 env steps each), plus up to 0.2 s.
-        lines, deadline = logged + int(rng.integers(1, 4)), time.time() + 120
-        while process.poll() is None and time.time() < deadline:
+        # The kill falls inside the run, whatever the machine's speed: once metrics.jsonl has 1 to 3 lines more
+        # than before this start (a line every 100 env steps; a resumed start first rewrites the lines its
+        # checkpoint did not cover), plus up to 0.2 s.
+        lines, deadline = logged + int(rng.integers(1, 4)), time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
             if metrics.exists() and len(metrics.read_text().splitlines()) >= lines:
                 break
             time.sleep(0.02)

@@ -134,7 +134,7 @@ class MBPOAgent(Agent):
             generator=self.generator,
         )
         self.buffer.add(rollouts)
-        self.buffer.retain = cfg.rollout_batch * self.rollout_length * self.rounds_kept  # MBPO: sized to the k in force
+        self.buffer.retain = self.pool_size()
         metrics.update(
             {
                 "train/rollout_length": float(self.rollout_length),
@@ -145,6 +145,10 @@ class MBPOAgent(Agent):
             }
         )
         return metrics
+
+    def pool_size(self) -> int:
+        """MBPO's model pool: the transitions of ``retain_epochs`` epochs of rollout rounds at the k in force."""
+        return self.cfg.rollout_batch * self.rollout_length * self.rounds_kept
 
     def next_rollout_length(self, batch: dict) -> tuple[int, dict[str, float]]:
         """The schedule's k for the current epoch, or with rollout_mode=adaptive the longest k up to the schedule's
@@ -246,6 +250,6 @@ class MBPOAgent(Agent):
         self.buffer.load_state_dict(state["buffer"])
         self.elites = state["elites"].to(self.device)
         self.fits, self.rollout_length, self.seed = state["fits"], state["rollout_length"], state["seed"]
-        self.buffer.retain = self.cfg.rollout_batch * self.rollout_length * self.rounds_kept
+        self.buffer.retain = self.pool_size()
         if state.get("generator_device") == self.device.type:
             self.generator.set_state(state["generator"])

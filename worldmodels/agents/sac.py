@@ -22,8 +22,7 @@ from worldmodels.nets.conv import random_shift
 class SACFields(AgentConfig):
     """SAC's learner settings, shared by every agent that trains one (sac, mbpo, mpc_value); the network widths are
     the agent's own field (``hidden`` for sac, ``policy_hidden`` for mbpo and mpc_value, whose ``hidden`` is the
-    model's). The
-    defaults are the learner's own (SACSettings), so they have one source."""
+    model's). The defaults are the learner's own (SACSettings), so they have one source."""
 
     batch_size: int = 256
     """Transitions per update."""

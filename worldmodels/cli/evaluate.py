@@ -27,8 +27,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed",
         type=int,
-        help="env k is seeded seed + k (default: the run's own evaluation seeds, train.seed + 10000, so the same "
-        "checkpoint gives the returns its training evaluations logged)",
+        help="env k is seeded seed + k (default: the run's own evaluation seeds, train.seed + 10000; an agent that "
+        "acts without random draws, such as SAC, then repeats the returns its last logged evaluation gave, on the "
+        "same device)",
     )
     p.add_argument("--video", type=Path, help="write the first episode as a GIF here")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")

@@ -452,7 +452,8 @@ def agent_for(cfg: Config, device: torch.device) -> Agent:
 
 
 def eval_seed(cfg: Config) -> int:
-    """The first env seed of a run's evaluations (env k: + k), apart from the training envs' seeds."""
+    """The first env seed of a run's evaluations (env k: + k); training envs start from train.seed + 100 x the
+    episodes done, so the two meet only after 100 training episodes."""
     return cfg.train.seed + 10_000
 
 
