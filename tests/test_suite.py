@@ -200,13 +200,16 @@ def test_running_progress_reads_the_last_complete_metrics_line_of_recently_writt
     live, stale, unstarted = Cell(TASK, "sac", 0), Cell(TASK, "sac", 1), Cell(TASK, "pets", 0)
     for cell, steps in ((live, 12_000), (stale, 3_000)):
         suite.run_dir(cell).mkdir(parents=True)
-        lines = [json.dumps({"env_steps": n, "pad": "x" * 900}) for n in range(1000, steps + 1, 1000)]
+        lines = [
+            json.dumps({"env_steps": n, "wall_s": 0.09 * n, "pad": "x" * 900}) for n in range(1000, steps + 1, 1000)
+        ]
         (suite.run_dir(cell) / "metrics.jsonl").write_text("\n".join(lines) + '\n{"env_steps": 99')  # being written
     old = time.time() - 3600
     os.utime(suite.run_dir(stale) / "metrics.jsonl", (old, old))  # stopped an hour ago: not running
     configs = {cell: suite.config(cell) for cell in (live, stale, unstarted)}
+    configs[live].train.env_steps = 100_000
     text = running_progress(suite, [live, stale, unstarted], configs)
-    assert text == f"{live.name} 12k/{configs[live].train.env_steps / 1000:.0f}k"
+    assert text == f"{live.name} 12k/100k (~2 h 12 min left)"  # 88k env steps at 90 ms each
 
 
 # -- the report refuses to compare rows of different protocols -------------------------------------------------

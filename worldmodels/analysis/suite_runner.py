@@ -96,31 +96,53 @@ def run_cell(cfg_data: dict, cell: Cell, extra: dict, log: str) -> dict:
 
 
 def running_progress(suite: Suite, cells: list[Cell], configs: dict[Cell, Config], now: float | None = None) -> str:
-    """'<cell> <env steps>/<budget>' of the cells that are training now (their metrics.jsonl written to within the
-    last 10 minutes; the loop logs every train.log_every env steps), for the driver's status line."""
+    """'<cell> <env steps>/<budget> (~<time> left)' of the cells that are training now (their metrics.jsonl
+    written to within the last 10 minutes; the loop logs every train.log_every env steps), for the driver's status
+    line. The time left is the budget still to go at the pace of the metrics lines the read window holds."""
     now = time.time() if now is None else now
     parts = []
     for cell in cells:
         metrics = suite.run_dir(cell) / "metrics.jsonl"
         if not metrics.exists() or now - metrics.stat().st_mtime > 600:
             continue
-        steps = _last_env_steps(metrics)
-        if steps is not None:
-            parts.append(f"{cell.name} {steps / 1000:.0f}k/{configs[cell].train.env_steps / 1000:.0f}k")
+        lines = _last_metrics_lines(metrics)
+        if not lines:
+            continue
+        budget, steps = configs[cell].train.env_steps, lines[-1]["env_steps"]
+        text = f"{cell.name} {steps / 1000:.0f}k/{budget / 1000:.0f}k"
+        left = _seconds_left(lines, budget)
+        parts.append(text if left is None else f"{text} (~{_duration(left)} left)")
     return ", ".join(parts)
 
 
-def _last_env_steps(path: Path) -> int | None:
-    """env_steps of the last complete line of a metrics file (read from its end: the file grows for hours)."""
+def _last_metrics_lines(path: Path) -> list[dict]:
+    """The complete lines with env_steps at the end of a metrics file, oldest first (read from its end, 8 KiB: the
+    file grows for hours)."""
     with open(path, "rb") as handle:
         handle.seek(max(0, handle.seek(0, os.SEEK_END) - 8192))
         lines = handle.read().decode(errors="replace").splitlines()
-    for line in reversed(lines):
+    out = []
+    for line in lines:
         try:
-            return int(json.loads(line)["env_steps"])
+            row = json.loads(line)
+            out.append({"env_steps": int(row["env_steps"]), "wall_s": row.get("wall_s")})
         except (ValueError, KeyError, TypeError):
             continue  # a line cut by the read window or still being written
-    return None
+    return out
+
+
+def _seconds_left(lines: list[dict], budget: int) -> float | None:
+    """Seconds to the budget at the pace between the first and last of ``lines``; None without a pace."""
+    first, last = lines[0], lines[-1]
+    if first["wall_s"] is None or last["wall_s"] is None or last["env_steps"] <= first["env_steps"]:
+        return None
+    pace = (last["wall_s"] - first["wall_s"]) / (last["env_steps"] - first["env_steps"])  # seconds per env step
+    return max(0.0, (budget - last["env_steps"]) * pace)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
 class GridProgress:
