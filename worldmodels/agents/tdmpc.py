@@ -85,7 +85,8 @@ class TDMPCConfig(AgentConfig):
     value_coef: float = 0.1
     """Weight of the TD value loss."""
     entropy_coef: float = 1e-4
-    """Weight of the policy's entropy against its (scaled) Q."""
+    """Weight of the policy's entropy (its tanh-squashed log-probability; TD-MPC2 weighs the Gaussian's before the
+    squash, times the action dims) against its (scaled) Q."""
     rho: float = 0.5
     """Loss weight decay per horizon step (rho^t)."""
     tau: float = 0.01
