@@ -114,35 +114,41 @@ def test_model_buffer_keeps_the_newest_and_round_trips():
     copy.load_state_dict(buffer.state_dict())
     assert copy.added == buffer.added and all(torch.equal(copy.data[k], buffer.data[k]) for k in buffer.data)
     buffer.add(batch([20, 21, 22, 23]))  # slots 0..4 hold 23, 19, 20, 21, 22: 23 is the newest, at slot 0
-    buffer.retain = 3  # sampling reads only the newest 3 (slots 3, 4, 0), across the ring's end
-    drawn = buffer.sample(256, torch.Generator().manual_seed(0))["reward"]
+    drawn = buffer.sample(256, torch.Generator().manual_seed(0), newest=3)["reward"]  # slots 3, 4, 0: the ring's end
     assert buffer.data["reward"].tolist() == [23, 19, 20, 21, 22]
-    assert len(buffer) == 3 and set(drawn.tolist()) == {21.0, 22.0, 23.0}
+    assert len(buffer) == 5 and set(drawn.tolist()) == {21.0, 22.0, 23.0}
     assert buffer.state_dict()["reward"].shape == (5,)  # a checkpoint keeps every slot held
 
 
 def test_mbpo_reads_only_the_rollouts_of_retain_epochs_at_the_rollout_length_in_force(episode_factory):
     """MBPO's model pool: retain_epochs epochs of rollouts at the current k (not at the schedule's largest k), so
-    when k grows the older, shorter rollouts stop being read; a checkpoint restores the window."""
+    when k shrinks or grows the older rollouts stop being read; a checkpoint restores the pool."""
     torch.manual_seed(0)
-    agent = small_agent(model_every=1000, epoch_length=1000, retain_epochs=1, rollout_schedule=(0, 1, 1, 2))
+    kw = {"model_every": 1000, "epoch_length": 1000, "retain_epochs": 1, "rollout_schedule": (0, 1, 1, 2)}
+    agent = small_agent(real_ratio=0.0, **kw)
     replay = ReplayStore(1000)
     for start in range(5):
         replay.add_episode(episode_factory(20, start_value=100.0 * start, pixels=False))
     assert agent.buffer.capacity == 64 * 2  # rollout_batch x k_max x one round an epoch
-    agent.update_model(replay.all_transitions())  # epoch 1: k = 2, 128 transitions (no termination here)
-    assert agent.rollout_length == 2 and len(agent.buffer) == agent.buffer.retain == 128
-    agent.rollout_length = 1  # pretend this round used k = 1 (the adaptive rule can shorten k)
+    metrics = agent.update_model(replay.all_transitions())  # epoch 1: k = 2, 128 transitions (no termination here)
+    assert agent.rollout_length == 2 and metrics["train/model_buffer"] == agent.pool_size() == 128
+    agent.rollout_length = 1  # as if this round used k = 1 (the adaptive rule can shorten k)
     newest = agent.buffer.added
     marked = {key: value[:64].clone() for key, value in agent.buffer.data.items()}
     marked["state"].fill_(1e6)  # a k = 1 round whose states say where they came from
     agent.buffer.add(marked)
-    agent.buffer.retain = agent.pool_size()
-    drawn = agent.buffer.sample(512, agent.generator)["state"]
-    assert len(agent.buffer) == 64 and torch.all(drawn == 1e6)  # only the newest round is read
-    restored = small_agent(model_every=1000, epoch_length=1000, retain_epochs=1, rollout_schedule=(0, 1, 1, 2))
+
+    def policy_states(mbpo: MBPOAgent) -> torch.Tensor:
+        seen = {}
+        mbpo.learner.update = lambda batch: seen.update(batch) or {}
+        mbpo.update_policy(replay.sample_transitions(20))  # real_ratio 0: every transition imagined
+        return seen["obs"]["state"]
+
+    assert len(agent.buffer) == 128 and torch.all(policy_states(agent) == 1e6)  # only the newest round is read
+    restored = small_agent(real_ratio=0.0, **kw)
     restored.load_state_dict(agent.state_dict())
-    assert restored.buffer.retain == 64 and restored.buffer.added == newest + 64
+    assert restored.pool_size() == 64 and restored.buffer.added == newest + 64
+    assert torch.all(policy_states(restored) == 1e6)
 
 
 def small_agent(**kw):

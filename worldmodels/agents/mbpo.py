@@ -134,12 +134,11 @@ class MBPOAgent(Agent):
             generator=self.generator,
         )
         self.buffer.add(rollouts)
-        self.buffer.retain = self.pool_size()
         metrics.update(
             {
                 "train/rollout_length": float(self.rollout_length),
                 "train/rollout_transitions": float(len(rollouts["reward"])),
-                "train/model_buffer": float(len(self.buffer)),
+                "train/model_buffer": float(min(len(self.buffer), self.pool_size())),  # what policy batches read
                 "train/rollout_reward": rollouts["reward"].mean().item(),
                 "loss/model_elite_holdout_mse": self.state_model.holdout_members[self.elites.cpu()].mean().item(),
             }
@@ -187,7 +186,7 @@ class MBPOAgent(Agent):
         n_real = size if len(self.buffer) == 0 else round(size * self.cfg.real_ratio)
         mixed = real
         if n_real < size:
-            imagined = self.buffer.sample(size - n_real, self.generator)
+            imagined = self.buffer.sample(size - n_real, self.generator, newest=self.pool_size())
             mixed = {key: torch.cat([real[key][:n_real], imagined[key]]) for key in real}
         metrics = self.learner.update(
             {
@@ -250,6 +249,5 @@ class MBPOAgent(Agent):
         self.buffer.load_state_dict(state["buffer"])
         self.elites = state["elites"].to(self.device)
         self.fits, self.rollout_length, self.seed = state["fits"], state["rollout_length"], state["seed"]
-        self.buffer.retain = self.pool_size()
         if state.get("generator_device") == self.device.type:
             self.generator.set_state(state["generator"])

@@ -27,16 +27,9 @@ class TransitionBuffer:
             "terminated": torch.zeros(capacity, dtype=torch.bool, device=device),
         }
         self.added = 0  # transitions ever added; the ring's write position is added % capacity
-        self.retain = capacity  # sampling reads only the newest this many (MBPO: retain_epochs at the current k)
-
-    @property
-    def filled(self) -> int:
-        """Slots holding a transition."""
-        return min(self.added, self.capacity)
 
     def __len__(self) -> int:
-        """Transitions that sampling reads: the newest ``retain`` of those held."""
-        return min(self.filled, self.retain)
+        return min(self.added, self.capacity)
 
     def add(self, transitions: dict[str, torch.Tensor]) -> None:
         """transitions: KEYS -> [M, ...]; when M exceeds the capacity only the newest ``capacity`` are kept."""
@@ -47,17 +40,21 @@ class TransitionBuffer:
             self.data[key][index] = transitions[key][m - keep :].detach().to(self.data[key].dtype)
         self.added += m
 
-    def sample(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``batch`` transitions drawn uniformly with replacement from the newest ``len(self)``: KEYS -> [B, ...]."""
+    def sample(
+        self, batch: int, generator: torch.Generator | None = None, newest: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``batch`` transitions drawn uniformly with replacement from the newest ``newest`` held (None: all of
+        them; MBPO's pool: retain_epochs epochs of rollouts at the k in force): KEYS -> [B, ...]."""
         if len(self) == 0:
             raise ValueError("the model buffer is empty: no model rollout has been made yet")
-        index = torch.randint(len(self), (batch,), generator=generator, device=self.device)  # [B]
-        if len(self) < self.filled:  # count back from the newest
+        size = len(self) if newest is None else min(len(self), newest)
+        index = torch.randint(size, (batch,), generator=generator, device=self.device)  # [B]
+        if size < len(self):  # count back from the newest
             index = (self.added - 1 - index) % self.capacity
         return {key: value[index] for key, value in self.data.items()}
 
     def state_dict(self) -> dict:
-        size = self.filled
+        size = len(self)
         return {"added": self.added, **{key: value[:size].cpu() for key, value in self.data.items()}}
 
     def load_state_dict(self, state: dict) -> None:
