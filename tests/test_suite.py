@@ -209,7 +209,7 @@ def test_running_progress_reads_the_last_complete_metrics_line_of_recently_writt
     configs = {cell: suite.config(cell) for cell in (live, stale, unstarted)}
     configs[live].train.env_steps = 100_000
     text = running_progress(suite, [live, stale, unstarted], configs)
-    assert text == f"{live.name} 12k/100k (~2 h 12 min left)"  # 88k env steps at 90 ms each
+    assert text == f"{live.name} 12k/100k (~2:12:00 left)"  # 88k env steps at 90 ms each
 
 
 # -- the report refuses to compare rows of different protocols -------------------------------------------------

@@ -111,7 +111,7 @@ def running_progress(suite: Suite, cells: list[Cell], configs: dict[Cell, Config
         budget, steps = configs[cell].train.env_steps, lines[-1]["env_steps"]
         text = f"{cell.name} {steps / 1000:.0f}k/{budget / 1000:.0f}k"
         left = _seconds_left(lines, budget)
-        parts.append(text if left is None else f"{text} (~{_duration(left)} left)")
+        parts.append(text if left is None else f"{text} (~{tqdm.format_interval(left)} left)")
     return ", ".join(parts)
 
 
@@ -138,11 +138,6 @@ def _seconds_left(lines: list[dict], budget: int) -> float | None:
         return None
     pace = (last["wall_s"] - first["wall_s"]) / (last["env_steps"] - first["env_steps"])  # seconds per env step
     return max(0.0, (budget - last["env_steps"]) * pace)
-
-
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
 class GridProgress:
