@@ -59,3 +59,28 @@ def point_mass_batch(n: int = 2000, seed: int = 0) -> dict:
 @pytest.fixture
 def point_mass():
     return point_mass_batch
+
+
+def point_mass_sequence_batch(batch: int, length: int, seed: int) -> dict:
+    """point_mass_batch's task as replayed sequences [B, T] (state padded to 3 dims): s_t = s_{t-1} + 0.2 a_t and
+    reward_t = -|s_t|, with the action and reward of step t the ones that led into it."""
+    rng = np.random.default_rng(seed)
+    action = rng.uniform(-1, 1, (batch, length, 1)).astype(np.float32)
+    action[:, 0] = 0.0
+    position = rng.uniform(-2, 2, (batch, 1, 1)).astype(np.float32) + 0.2 * np.cumsum(action, 1)  # [B, T, 1]
+    reward = -np.abs(position[..., 0])
+    reward[:, 0] = 0.0
+    first = np.zeros((batch, length), bool)
+    first[:, 0] = True
+    return {
+        "state": np.concatenate([position, np.zeros((batch, length, 2), np.float32)], -1),
+        "action": action,
+        "reward": reward,
+        "is_first": first,
+        "is_terminal": np.zeros((batch, length), bool),
+    }
+
+
+@pytest.fixture
+def point_mass_sequences():
+    return point_mass_sequence_batch

@@ -351,27 +351,7 @@ def test_a_checkpoint_restores_networks_optimizers_and_the_planners_draws():
     assert copy.opt.state_dict()["state"].keys() == agent.opt.state_dict()["state"].keys()
 
 
-def point_mass_sequences(batch: int, length: int, seed: int) -> dict:
-    """Replayed sequences [B, T] of a 1-D point mass (state padded to the agents' 3 dims): s_t = s_{t-1} + 0.2 a_t
-    and reward_t = -|s_t|, with the action and reward of step t the ones that led into it."""
-    rng = np.random.default_rng(seed)
-    action = rng.uniform(-1, 1, (batch, length, 1)).astype(np.float32)
-    action[:, 0] = 0.0
-    position = rng.uniform(-2, 2, (batch, 1, 1)).astype(np.float32) + 0.2 * np.cumsum(action, 1)  # [B, T, 1]
-    reward = -np.abs(position[..., 0])
-    reward[:, 0] = 0.0
-    first = np.zeros((batch, length), bool)
-    first[:, 0] = True
-    return {
-        "state": np.concatenate([position, np.zeros((batch, length, 2), np.float32)], -1),
-        "action": action,
-        "reward": reward,
-        "is_first": first,
-        "is_terminal": np.zeros((batch, length), bool),
-    }
-
-
-def test_tdmpc_learns_to_push_the_point_mass_towards_its_reward():
+def test_tdmpc_learns_to_push_the_point_mass_towards_its_reward(point_mass_sequences):
     """800 updates on replayed point-mass sequences: MPPI in the learned latent space, and the policy prior, push
     the point towards 0 from both sides (an untrained agent's plans point anywhere)."""
     sizes = {"hidden": 32, "encoder_hidden": 32, "population": 32, "policy_samples": 8, "elites": 8, "iterations": 3}
