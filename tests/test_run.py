@@ -173,3 +173,30 @@ def test_kill_9_then_resume_continues_from_the_last_checkpoint(tmp_path):
     orphaned = list((run / "replay" / "orphaned").glob("*.npz")) if (run / "replay" / "orphaned").exists() else []
     assert len(episodes) + len(orphaned) >= episodes_on_disk
     assert len(episodes) == final["episodes"] == 4000 // 50
+
+
+@pytest.mark.parametrize(
+    "preset, extra",
+    [
+        ("tdmpc/tiny.yaml", []),  # planning samples from the agent's generator, at evaluation too
+        ("dreamer/tiny.yaml", ["train.env_steps=300"]),  # the report and evaluation sample from torch's stream
+    ],
+)
+def test_evaluations_and_reports_leave_the_training_trajectory_unchanged(tmp_path, preset, extra):
+    def final_weights(name, overrides):
+        cfg = load_config([ROOT / "configs" / preset], [*extra, "train.checkpoint_every=0", *overrides])
+        cfg.run.root, cfg.run.name = str(tmp_path), name
+        agent, _ = load_agent(train(cfg))
+        return {k: v for k, v in agent.state_dict().items() if isinstance(v, dict)}
+
+    quiet = final_weights("quiet", ["train.eval_every=0", "train.report_every=0"])
+    busy = final_weights("busy", ["train.eval_every=100", "train.report_every=100", "train.eval_episodes=2"])
+    evals = {name: len(read_jsonl(tmp_path / name / "evals.jsonl")) for name in ("quiet", "busy")}
+    assert evals["busy"] > evals["quiet"]  # the final evaluation comes after the last update in both
+    compared = 0
+    for part, tensors in quiet.items():
+        for key, value in tensors.items():
+            if torch.is_tensor(value) and value.is_floating_point():
+                torch.testing.assert_close(busy[part][key], value, rtol=0, atol=0, msg=f"{part}.{key}")
+                compared += 1
+    assert compared > 10

@@ -64,7 +64,8 @@ class TrainConfig:
     """Updates each per-decision batch stream makes at once when warm-up ends, before the agent's first decision
     (TD-MPC2 makes one per warm-up decision, so the first plans use a trained model); 0: none."""
     eval_every: int = 10_000
-    """Evaluate every this many env steps (0: only at the end)."""
+    """Evaluate every this many env steps (0: only at the end). Evaluations, reports and model checks leave the
+    run's random streams as they were: training is the same whatever their settings."""
     eval_episodes: int = 10
     """Episodes per evaluation."""
     checkpoint_every: int = 10_000

@@ -35,6 +35,7 @@ from worldmodels.run.collect import EpisodeBuilder, latest_transitions, split_fi
 from worldmodels.run.evaluation import evaluate
 from worldmodels.run.interrupts import NonFiniteTraining, sigterm_as_interrupt
 from worldmodels.run.logger import Logger, MeanTracker, ProgressFigures
+from worldmodels.run.randomness import isolated_randomness
 from worldmodels.run.resume import last_eval, move_rows_past
 
 
@@ -277,13 +278,15 @@ class Trainer:
             c.time_s[part] = c.time_s.get(part, 0.0) + time.perf_counter() - start
             c.time_n[part] = c.time_n.get(part, 0) + count
 
-    def _cuda_devices(self) -> list:
-        return [self.device] if self.device.type == "cuda" else []
+    def _side_work(self):
+        """Evaluations, reports and model checks leave the run's random streams where they were (run/randomness.py)."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        return isolated_randomness(self.agent, self.replay, devices=devices)
 
     def _finish_episode(self, episode: dict, builder: EpisodeBuilder, obs: dict, i: int) -> None:
         if self.cfg.train.model_check and self.counters.grad_steps > 0:  # the model has learned: score it
             # on the fresh episode, with its own random streams, so that checking leaves training unchanged
-            with self._timed("model_check"), torch.random.fork_rng(devices=self._cuda_devices()):
+            with self._timed("model_check"), self._side_work():
                 failure = self.agent.model_check(episode)
             if failure:
                 self.metrics.add(failure)
@@ -385,7 +388,8 @@ class Trainer:
     def _report(self) -> None:
         if self.replay.num_transitions == 0:
             return
-        report = self.agent.report(self.replay)
+        with self._side_work():
+            report = self.agent.report(self.replay)
         if report is None:
             return
         step = self.counters.env_steps
@@ -399,7 +403,7 @@ class Trainer:
     def _evaluate(self) -> None:
         cfg, c = self.cfg, self.counters
         start = time.time()
-        with self._timed("eval"):
+        with self._timed("eval"), self._side_work():
             result = evaluate(
                 self.agent,
                 cfg.env.spec,
