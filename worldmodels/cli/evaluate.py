@@ -27,9 +27,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed",
         type=int,
-        help="env k is seeded seed + k (default: the run's own evaluation seeds, train.seed + 10000; an agent that "
-        "acts without random draws, such as SAC, then repeats the returns its last logged evaluation gave, on the "
-        "same device)",
+        help="env k is seeded seed + k (default: the run's own evaluation seeds, train.seed + 10000; with them and "
+        "the run's episode count, on the device it trained on, the agent repeats the returns of its run's last "
+        "logged evaluation)",
     )
     p.add_argument("--video", type=Path, help="write the first episode as a GIF here")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -48,7 +48,7 @@ def evaluate_command(args) -> int:
 
     if args.episodes < 1:
         raise UsageError("--episodes must be at least 1")
-    agent, cfg = load_agent(args.run_dir, args.device)
+    agent, cfg = load_agent(args.run_dir, args.device, restore_rng=True)
     seed = eval_seed(cfg) if args.seed is None else args.seed
     result = evaluate(agent, cfg.env.spec, args.episodes, seed, env_kwargs(cfg), record_video=args.video is not None)
     if args.video is not None:

@@ -500,8 +500,10 @@ def train(cfg: Config, resume: str | Path | None = None) -> Path:
     return trainer.run()
 
 
-def load_agent(run_dir: str | Path, device: str = "cpu"):
-    """(agent, config) from a run directory's config.yaml and latest checkpoint."""
+def load_agent(run_dir: str | Path, device: str = "cpu", restore_rng: bool = False):
+    """(agent, config) from a run directory's config.yaml and latest checkpoint. ``restore_rng``: also set torch's
+    global random stream to the checkpoint's (the agents' own generators come back with their state), so that an
+    evaluation with the run's seeds repeats the run's last one."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir} has no config.yaml; pass a run directory such as checkpoints/<run>")
@@ -512,13 +514,16 @@ def load_agent(run_dir: str | Path, device: str = "cpu"):
         )
     cfg = load_config([run_dir / "config.yaml"])
     agent = agent_for(cfg, resolve_device(device))
+    payload = load_checkpoint(run_dir)
     load_agent_weights(
         agent,
-        load_checkpoint(run_dir),
+        payload,
         run_dir,
         "The networks of this worldmodels differ from those that wrote it: load it with the "
         "version that trained it, or train a new run.",
     )
+    if restore_rng:
+        torch.set_rng_state(payload["rng"]["torch"])
     return agent, cfg
 
 
