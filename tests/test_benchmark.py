@@ -103,9 +103,7 @@ def test_evaluate_script_prints_returns_and_writes_a_gif(tmp_path):
     evaluate = [
         sys.executable,
         str(ROOT / "scripts" / "evaluate.py"),
-        str(tmp_path / "ev"),
-        "--episodes",
-        "2",
+        str(tmp_path / "ev"),  # the run's evaluation episodes (2) and seeds by default
         "--video",
         str(tmp_path / "ev.gif"),
     ]
