@@ -214,3 +214,16 @@ def test_the_ratio_to_an_anchor_pairs_rows_of_one_label_and_precision():
     later = [row(3.0, "bfloat16", "sheeprl") | {"commit": "b"}, row(1.0, "bfloat16") | {"commit": "b"}]
     table = ratio_table(rows + later)  # another commit's side-by-side run: its own line, not pooled
     assert "| S | update | bfloat16 | b | sheeprl | 3 / 1 | **3.00x** |" in table and "**2.50x**" in table
+
+
+def test_rows_record_whether_the_cpu_computes_bfloat16_natively(monkeypatch):
+    # "AMD EPYC" names both an AVX2-only CPU (bfloat16 emulated) and one with AVX512-BF16: the row must say which
+    import torch
+
+    from worldmodels.analysis.benchmark import provenance
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert provenance()["cpu_bf16"] == "emulated"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert provenance()["cpu_bf16"] == "native"

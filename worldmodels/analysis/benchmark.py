@@ -3,9 +3,10 @@
 Row fields: task, agent, seed, env_steps, action_repeat, return_mean, return_std, returns, wall_clock_s,
 updates_per_s, grad_steps, machine, run_dir, obs; rows written since protocols are recorded add eval_episodes,
 time_limit, fast_render, threads, device, protocol (the fields below), commit, dirty, torch, cpu and host (suite
-rows: suite, protocol_id and target_return when the suite states one); rows of model-based agents add failure
-(models/model_check.py). ``table`` and ``plot_curves`` turn rows into a markdown table and learning-curve PNGs,
-one comparison per task and protocol: rows of different protocols are never compared, and the table says why.
+rows: suite, protocol_id and target_return when the suite states one; rows since 2026-12-05: cpu_bf16, native or
+emulated); rows of model-based agents add failure (models/model_check.py). ``table`` and ``plot_curves`` turn rows
+into a markdown table and learning-curve PNGs, one comparison per task and protocol: rows of different protocols are
+never compared, and the table says why.
 """
 
 from __future__ import annotations
@@ -54,8 +55,12 @@ def cpu_model() -> str:
 
 
 def provenance() -> dict:
-    """The code and machine a row came from: git commit (and whether the work tree had changes), torch, CPU, host."""
+    """The code and machine a row came from: git commit (and whether the work tree had changes), torch, CPU, whether
+    the CPU computes bfloat16 natively (AMX or AVX512-BF16: lscpu's model name alone does not tell, "AMD EPYC"
+    covers both kinds), host."""
     import torch
+
+    from worldmodels.nets.precision import native_bf16
 
     git = ["git", "-C", str(Path(__file__).resolve().parents[2])]
     try:
@@ -68,6 +73,7 @@ def provenance() -> dict:
         "dirty": dirty,
         "torch": torch.__version__,
         "cpu": cpu_model(),
+        "cpu_bf16": "native" if native_bf16(torch.device("cpu")) else "emulated",
         "host": platform.node(),
     }
 

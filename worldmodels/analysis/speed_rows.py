@@ -5,8 +5,8 @@ Row fields: kind ('update', 'decision', 'collection' or 'training': seconds per 
 measured side by side with an anchor's), agent, task, obs, setting (presets and overrides, as
 given), precision (bfloat16 when the agent uses it on this machine), threads, device, batch (envs deciding at once),
 median_s and min_s (seconds per update or decision) or env_steps_per_s, repeats, parameters, and provenance
-(commit, dirty, torch, cpu, host). An anchor's row (another library, measured by its own script in its own venv)
-sets ``anchor`` to the library and version.
+(commit, dirty, torch, cpu, cpu_bf16, host). An anchor's row (another library, measured by its own script in its own
+venv) sets ``anchor`` to the library and version.
 """
 
 from __future__ import annotations
