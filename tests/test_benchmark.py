@@ -6,8 +6,9 @@ import types
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from worldmodels.analysis.benchmark import curve_label, plot_curves, read_rows, table
+from worldmodels.analysis.benchmark import curve_label, plot_curves, provenance, read_rows, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -218,10 +219,6 @@ def test_the_ratio_to_an_anchor_pairs_rows_of_one_label_and_precision():
 
 def test_rows_record_whether_the_cpu_computes_bfloat16_natively(monkeypatch):
     # "AMD EPYC" names both an AVX2-only CPU (bfloat16 emulated) and one with AVX512-BF16: the row must say which
-    import torch
-
-    from worldmodels.analysis.benchmark import provenance
-
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     assert provenance()["cpu_bf16"] == "emulated"
