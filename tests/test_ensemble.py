@@ -134,3 +134,16 @@ def test_deterministic_members_predict_no_variance():
     mean, var = model.predict(torch.randn(4, 2), torch.randn(4, 1))
     assert mean.shape == var.shape == (3, 4, 2) and not var.any()
     assert not model.uncertainty(torch.randn(4, 2), torch.randn(4, 1))[1].any()
+
+
+@pytest.mark.parametrize("propagation", ["ts_inf", "expectation"])
+def test_a_rollout_cut_into_passes_equals_one_pass(propagation):
+    torch.manual_seed(0)
+    model = Ensemble(2, 1, members=2, hidden=(8,), probabilistic=False)  # deterministic: passes must agree exactly
+    start, actions = torch.randn(3, 2), torch.rand(3, 5, 4, 1) * 2 - 1  # 3 starts x 5 candidates
+    kwargs = dict(particles=4, propagation=propagation, reward_fn=lambda s, a, s2: -s2.pow(2).sum(-1) - a[:, 0])
+    whole = particle_rollout(model, start, actions, **kwargs)
+    for max_rows in (8, 12, 1):  # 2 candidates a pass; 3 (a short last pass); 1 (fewer rows than particles)
+        cut = particle_rollout(model, start, actions, max_rows=max_rows, **kwargs)
+        for field in ("rewards", "reward_std", "final_states"):
+            torch.testing.assert_close(getattr(cut, field), getattr(whole, field))

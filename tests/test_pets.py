@@ -57,11 +57,14 @@ def test_warm_start_is_kept_within_an_episode_and_reset_on_a_new_one(point_mass)
     torch.testing.assert_close(calls[0][1], torch.zeros(5, 1))
 
 
-def test_pets_rejects_pixels_and_discrete_actions():
+def test_pets_rejects_pixels_discrete_actions_and_negative_rollout_rows():
     with pytest.raises(ValueError, match="state observations"):
         PETSAgent(PETSConfig(), observation_space("pixels", 64, 0), spaces.Box(-1, 1, (1,), np.float32), "cpu")
     with pytest.raises(ValueError, match="Box action space"):
         PETSAgent(PETSConfig(), observation_space("state", 64, 3), spaces.Discrete(2), "cpu")
+    with pytest.raises(ValueError, match="agent.rollout_rows must be 0"):
+        box = spaces.Box(-1, 1, (1,), np.float32)
+        PETSAgent(PETSConfig(rollout_rows=-1), observation_space("state", 64, 3), box, "cpu")
 
 
 @pytest.mark.slow

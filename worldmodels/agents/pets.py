@@ -24,6 +24,8 @@ from worldmodels.models.model_check import OpenLoop, check_metrics
 from worldmodels.nets.precision import autocast, use_bf16
 from worldmodels.planning import cem, mppi, random_shooting, shift_plan
 
+CPU_ROLLOUT_ROWS = 16384  # agent.rollout_rows=0 on a CPU: a pass that stays in cache
+
 
 @dataclass
 class PlannerFields(AgentConfig):
@@ -51,6 +53,10 @@ class PlannerFields(AgentConfig):
     """ts_inf, ts1 or expectation."""
     pessimism: float = 0.0
     """Return penalty per unit of particle reward std (r - lambda * sigma)."""
+    rollout_rows: int = 0
+    """Most model rows (envs x candidates x particles) in one rollout pass; more are cut into passes. 0 = auto:
+    16384 on a CPU, where five evaluation envs' 40,000 rows in one pass ran slower than cache-sized passes
+    (benchmarks/checks/pets_rollout_rows.jsonl), one pass on CUDA."""
     bf16: bool | str = "auto"
     """Plan with bfloat16 matmuls (states accumulate in fp32): true, false or auto (where the device computes
     bfloat16 natively: CUDA, CPUs with AMX or AVX512-BF16; 3.5x faster decisions with AMX, 25x slower without)."""
@@ -140,6 +146,8 @@ class PETSAgent(Agent):
 
 def check_planner(cfg: PlannerFields, members: int) -> None:
     """Planner settings that cannot work with this ensemble are a ValueError now, not at the first decision."""
+    if cfg.rollout_rows < 0:
+        raise ValueError(f"agent.rollout_rows must be 0 (auto) or a positive row count, got {cfg.rollout_rows}")
     if cfg.planner not in ("cem", "mppi", "random"):
         raise ValueError(f"agent.planner must be cem, mppi or random, got {cfg.planner!r}")
     if cfg.propagation not in PROPAGATIONS:
@@ -168,9 +176,18 @@ def plan_with_ensemble(
 ) -> torch.Tensor:
     """The configured planner over particle rollouts of the ensemble from states [B, S] -> plan [B, H, A]."""
 
+    max_rows = cfg.rollout_rows or (CPU_ROLLOUT_ROWS if states.device.type == "cpu" else None)
+
     def rollout(actions):  # [B, N, H, A]
         return particle_rollout(
-            model, states, actions, cfg.particles, cfg.propagation, done_fn=done_fn, generator=generator
+            model,
+            states,
+            actions,
+            cfg.particles,
+            cfg.propagation,
+            done_fn=done_fn,
+            generator=generator,
+            max_rows=max_rows,
         )
 
     with autocast(bf16, states.device):

@@ -215,6 +215,7 @@ def particle_rollout(
     reward_fn=None,
     done_fn=None,
     generator=None,
+    max_rows: int | None = None,
 ):
     """Propagate P particles per candidate through the ensemble (PETS).
 
@@ -224,7 +225,9 @@ def particle_rollout(
     expectation: every particle moves by the mean of all members (deterministic).
     reward_fn(states [M, S], actions [M, A], next_states [M, S]) -> [M] when the reward is known, else the
     ensemble's learned reward is used. done_fn(next_states [M, S]) -> [M] bool ends a particle's episode: it
-    keeps the reward of the step that ended it and earns nothing after.
+    keeps the reward of the step that ended it and earns nothing after. With ``max_rows`` the B * N * P model
+    rows are cut into passes of at most that many whole candidates (at least one): on a CPU one big pass can run
+    slower per row than several cache-sized ones.
     """
     from worldmodels.planning.shooting import Rollout
 
@@ -236,6 +239,31 @@ def particle_rollout(
     if reward_fn is None and not model.learn_reward:
         raise ValueError("the ensemble learns no reward: pass reward_fn (the task's known reward)")
     b, n, horizon, _ = actions.shape
+    per_pass = max(1, max_rows // particles) if max_rows else b * n  # candidates per pass
+    if b * n > per_pass:  # a pass of one candidate per start: the same rollout, cut along B * N
+        starts = start[:, None].expand(b, n, start.shape[-1]).reshape(b * n, start.shape[-1])  # [B*N, S]
+        single = actions.reshape(b * n, 1, *actions.shape[2:])  # [B*N, 1, H, A]
+        passes = [
+            particle_rollout(
+                model,
+                starts[i : i + per_pass],
+                single[i : i + per_pass],
+                particles,
+                propagation,
+                reward_fn,
+                done_fn,
+                generator,
+            )
+            for i in range(0, b * n, per_pass)
+        ]
+
+        def joined(field):  # [B*N, 1, ...] passes -> [B, N, ...]
+            return torch.cat([getattr(out, field) for out in passes]).reshape(
+                b, n, *getattr(passes[0], field).shape[2:]
+            )
+
+        return Rollout(rewards=joined("rewards"), reward_std=joined("reward_std"), final_states=joined("final_states"))
+
     state = start[:, None, None, :].expand(b, n, particles, start.shape[-1])  # [B, N, P, S]
     alive = torch.ones(b, n, particles, dtype=torch.bool, device=start.device)  # [B, N, P]
     rewards = []
