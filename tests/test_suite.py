@@ -211,6 +211,13 @@ def test_running_progress_reads_the_last_complete_metrics_line_of_recently_writt
     text = running_progress(suite, [live, stale, unstarted], configs)
     assert text == f"{live.name} 12k/100k (~2:12:00 left)"  # 88k env steps at 90 ms each
 
+    # resumed at 10k: the logger's clock restarts, the pace comes from the lines since (60 ms an env step)
+    before = [{"env_steps": n, "wall_s": 0.09 * n} for n in (8000, 9000, 10000)]
+    after = [{"env_steps": n, "wall_s": 0.06 * (n - 10_000)} for n in (11_000, 12_000, 13_000)]
+    lines = "\n".join(json.dumps(line) for line in before + after)
+    (suite.run_dir(live) / "metrics.jsonl").write_text(lines + "\n")
+    assert running_progress(suite, [live], configs) == f"{live.name} 13k/100k (~1:27:00 left)"  # 87k at 60 ms
+
 
 # -- the report refuses to compare rows of different protocols -------------------------------------------------
 

@@ -132,7 +132,10 @@ def _last_metrics_lines(path: Path) -> list[dict]:
 
 
 def _seconds_left(lines: list[dict], budget: int) -> float | None:
-    """Seconds to the budget at the pace between the first and last of ``lines``; None without a pace."""
+    """Seconds to the budget at the pace between the first and last of ``lines`` since the run last (re)started
+    (a resumed run's logger clock starts again from 0); None without a pace."""
+    restarts = [i for i in range(1, len(lines)) if (lines[i]["wall_s"] or 0) < (lines[i - 1]["wall_s"] or 0)]
+    lines = lines[restarts[-1] :] if restarts else lines
     first, last = lines[0], lines[-1]
     if first["wall_s"] is None or last["wall_s"] is None or last["env_steps"] <= first["env_steps"]:
         return None
