@@ -143,6 +143,12 @@ def test_a_run_directory_of_other_settings_stops_the_suite_before_training(tmp_p
     (tmp_path / "pets-gym-Pendulum-v1-s0" / "config.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match=r"trained with other settings \(train.eval_episodes 5 vs 2\)"):
         check_cells(suite, threads=1)
+    cfg["train"]["eval_episodes"] = 2  # the protocol agrees; a planner setting does not (smoke: horizon 3)
+    cfg["agent"]["horizon"] = 12
+    cfg["agent"].pop("rollout_rows")  # a field added to the code after the run started keeps its default
+    (tmp_path / "pets-gym-Pendulum-v1-s0" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"trained with other settings \(agent.horizon 12 vs 3\)"):
+        check_cells(suite, threads=1)
 
 
 # -- the smoke suite on local Ray ------------------------------------------------------------------------------

@@ -341,10 +341,12 @@ def _targets(targets: Any, tasks: dict[str, Protocol]) -> dict[str, float]:
 
 def protocol_differences(saved: dict, cfg: Config) -> list[str]:
     """What a run directory's config.yaml (``saved``, a dict) and a cell's config disagree on, besides the
-    budget (a run may be extended): the fields a resumed run must keep."""
+    budget (a run may be extended): the fields a resumed run must keep, the protocol's and the agent's (every agent
+    field the saved config has: one added to the code since keeps its default)."""
     now = json.loads(json.dumps(dataclasses.asdict(cfg)))
     keys = [("env", k) for k in ("spec", "obs", "action_repeat", "time_limit", "fast_render", "size")]
-    keys += [("train", k) for k in ("eval_every", "eval_episodes", "seed")] + [("agent", "name")]
+    keys += [("train", k) for k in ("eval_every", "eval_episodes", "seed", "warmup_steps", "replay_ratio")]
+    keys += [("agent", k) for k in now["agent"] if k in saved.get("agent", {}) or k == "name"]
     return [
         f"{a}.{b} {saved.get(a, {}).get(b)!r} vs {now[a][b]!r}" for a, b in keys if saved.get(a, {}).get(b) != now[a][b]
     ]
