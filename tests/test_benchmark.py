@@ -38,6 +38,12 @@ def test_table_aggregates_final_returns_over_seeds():
     assert "| 2 | 2,000 | -200.0 ± 50.0 | -150, -250 | 2.0 | 100 |" in line
 
 
+def test_table_keeps_two_significant_digits_of_a_slow_update_rate():
+    slow = [dict(row, updates_per_s=0.0098) for row in rows()]
+    line = [row for row in table(slow).splitlines() if row.startswith("| gym:Pendulum-v1")][0]
+    assert line.endswith("| 2.0 | 0.0098 |")
+
+
 def test_curves_are_written_as_png(tmp_path):
     paths = plot_curves(rows(), tmp_path)
     assert [p.name for p in paths] == ["gym_Pendulum-v1-state.png"]

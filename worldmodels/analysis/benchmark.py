@@ -319,9 +319,15 @@ def _table(rows: list[dict], action_repeat) -> str:
         note = f" (action repeat {', '.join(map(str, repeats))})" if repeats != [action_repeat] else ""
         lines.append(
             f"| {task} | {obs} | {agent} | {len(seeds)} | {budget:,} | {values.mean():.1f} ± {values.std():.1f}{note} "
-            f"| {per_seed} | {wall:.1f} | {ups:.0f} |"
+            f"| {per_seed} | {wall:.1f} | {_rate(ups)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _rate(per_s: float) -> str:
+    """Whole numbers from 10 a second up; two significant digits below (a planner refitting every few
+    minutes makes about 0.01 updates a second, which a whole number would show as 0)."""
+    return f"{per_s:.0f}" if per_s >= 10 else f"{per_s:.2g}"
 
 
 def curve_label(agent: str, n_seeds: int) -> str:
