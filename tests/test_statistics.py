@@ -85,7 +85,19 @@ def test_efficiency_table_on_a_worked_example():
     sac_line = "| state | sac | 2 | -1250 ± 635 | -850 ± 635 | -210 ± 127 | 3,500 (2/2) |  |"
     assert sac_line in markdown
     assert "| state | mbac | 2 | -1150 ± 635 | -195 ± 64 | -145 ± 64 | 2,000 (2/2) | 1.8x |" in markdown
-    assert "| pixels | dreamer | 1 | -1200 | -1000 | -700 | >4,000 (0/1) | <0.9x |" in markdown
+    # dreamer ran seed 0 only: its ratio is against sac's seed 0 (3,000), not sac's mean over both seeds (3,500)
+    assert "| pixels | dreamer | 1 | -1200 | -1000 | -700 | >4,000 (0/1) | <0.8x |" in markdown
+
+
+def test_the_ratio_to_the_baseline_uses_only_the_seeds_both_ran():
+    # sac seeds 0, 1 reach -250 at 3,000 and 4,000; mbac's seed 1 at 1,000 and its seed 7 (no sac twin) at 4,000
+    rows = suite_rows()[:8]  # sac's two seeds
+    rows += curve_rows("mbac", "state", 1, {1000: -200.0, 2000: -100.0, 3000: -90.0, 4000: -80.0}, target=-250.0)
+    rows += curve_rows("mbac", "state", 7, {1000: -900.0, 2000: -800.0, 3000: -700.0, 4000: -240.0}, target=-250.0)
+    rows += curve_rows("dreamer", "pixels", 5, {1000: -200.0, 2000: -100.0, 3000: -90.0, 4000: -80.0}, target=-250.0)
+    markdown = efficiency_table(rows, -250.0)
+    assert "| state | mbac | 2 | -550 ± 4447 | -450 ± 4447 | -160 ± 1016 | 2,500 (2/2) | 4.0x |" in markdown
+    assert "| pixels | dreamer | 1 | -200 | -100 | -80 | 1,000 (1/1) | - |" in markdown  # no seed shared
 
 
 def test_table_takes_the_target_from_the_rows_and_the_command_line_wins():

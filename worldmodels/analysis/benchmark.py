@@ -252,7 +252,7 @@ def report_budgets(steps: list[int]) -> list[int]:
 def efficiency_table(rows: list[dict], target: float | None, baseline: str = "sac") -> str:
     """Markdown: per (obs, agent), the eval return at fixed budgets as mean ± 95% t interval over seeds, and, with a
     target return, the env steps to first reach it and how many times fewer than the baseline agent needed."""
-    from worldmodels.analysis.statistics import efficiency_ratio, format_interval, steps_to_return
+    from worldmodels.analysis.statistics import format_interval, steps_to_return
 
     curves = _curves(rows)
     budgets = report_budgets([x for seeds in curves.values() for curve in seeds.values() for x in curve])
@@ -268,17 +268,26 @@ def efficiency_table(rows: list[dict], target: float | None, baseline: str = "sa
         "| obs | agent | seeds | " + " | ".join(head) + " |",
         "|---|---|---|" + "---|" * len(head),
     ]
-    base_steps = steps_to_return(base[base_obs], target) if target is not None and base_obs else None
     for (_, obs, agent), seeds in sorted(curves.items()):
         cells = [format_interval([c[b] for c in seeds.values()]) if _all_have(seeds, b) else "" for b in budgets]
         if target is not None:
-            steps = steps_to_return(seeds, target)
-            cells += [str(steps)]
-            if base_steps is not None:
+            cells += [str(steps_to_return(seeds, target))]
+            if base_obs:
                 is_base = agent == baseline and obs == base_obs
-                cells += ["" if is_base else efficiency_ratio(base_steps, steps)]
+                cells += ["" if is_base else _same_seed_ratio(base[base_obs], seeds, target)]
         lines.append(f"| {obs} | {agent} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _same_seed_ratio(base: dict[int, dict[int, float]], seeds: dict[int, dict[int, float]], target: float) -> str:
+    """The baseline's env steps to ``target`` over the agent's, both on the seeds they share ('-' where none is)."""
+    from worldmodels.analysis.statistics import efficiency_ratio, steps_to_return
+
+    shared = sorted(set(base) & set(seeds))
+    if not shared:
+        return "-"
+    base_steps = steps_to_return({s: base[s] for s in shared}, target)
+    return efficiency_ratio(base_steps, steps_to_return({s: seeds[s] for s in shared}, target))
 
 
 def _all_have(seeds: dict[int, dict[int, float]], steps: int) -> bool:
@@ -291,7 +300,8 @@ def _target_words(target: float | None, baseline: str) -> str:
     return (
         f" Env steps to {target:g}: the first evaluation at or above it, averaged over seeds; a seed that never "
         f"reaches it counts its budget and makes the figure a lower bound (>). Fewer env steps than {baseline}: "
-        f"{baseline}'s figure over the agent's (> or < where one side is such a bound)."
+        f"{baseline}'s figure over the agent's, both on the seeds they share (> or < where one side is such a "
+        "bound; - where both are, or no seed is shared)."
     )
 
 
