@@ -22,6 +22,7 @@ import numpy as np
 
 from worldmodels.analysis.cost_report import cost_table
 from worldmodels.analysis.failure_report import failure_table, plot_failure
+from worldmodels.analysis.statistics import efficiency_ratio, format_interval, interval95, steps_to_return
 
 
 def machine_description() -> str:
@@ -252,8 +253,6 @@ def report_budgets(steps: list[int]) -> list[int]:
 def efficiency_table(rows: list[dict], target: float | None, baseline: str = "sac") -> str:
     """Markdown: per (obs, agent), the eval return at fixed budgets as mean ± 95% t interval over seeds, and, with a
     target return, the env steps to first reach it and how many times fewer than the baseline agent needed."""
-    from worldmodels.analysis.statistics import format_interval, steps_to_return
-
     curves = _curves(rows)
     budgets = report_budgets([x for seeds in curves.values() for curve in seeds.values() for x in curve])
     head = [f"return at {b:,}" for b in budgets]
@@ -281,8 +280,6 @@ def efficiency_table(rows: list[dict], target: float | None, baseline: str = "sa
 
 def _same_seed_ratio(base: dict[int, dict[int, float]], seeds: dict[int, dict[int, float]], target: float) -> str:
     """The baseline's env steps to ``target`` over the agent's, both on the seeds they share ('-' where none is)."""
-    from worldmodels.analysis.statistics import efficiency_ratio, steps_to_return
-
     shared = sorted(set(base) & set(seeds))
     if not shared:
         return "-"
@@ -386,8 +383,6 @@ def _plot(lines: list[tuple[str, dict, str]], title: str, path: Path, band: str)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from worldmodels.analysis.statistics import interval95
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for label, seeds, style in lines:

@@ -77,11 +77,11 @@ def gaussian_candidates(
     return (mean[:, None] + std[:, None] * noise).clamp(low, high)
 
 
-def top_candidates(returns: torch.Tensor, candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` best candidates of each batch entry: returns [B, N], candidates [B, N, H, A] -> (indices [B, k],
-    those candidates [B, k, H, A])."""
-    top = returns.topk(k, dim=-1).indices
-    return top, candidates.gather(1, top[:, :, None, None].expand(-1, -1, *candidates.shape[2:]))
+def top_candidates(returns: torch.Tensor, candidates: torch.Tensor, k: int):
+    """The ``k`` best candidates of each batch entry: returns [B, N], candidates [B, N, H, A] -> (their returns
+    and indices [B, k] as ``topk`` gives them, the candidates [B, k, H, A])."""
+    top = returns.topk(k, dim=-1)
+    return top, candidates.gather(1, top.indices[:, :, None, None].expand(-1, -1, *candidates.shape[2:]))
 
 
 def cem_update(
@@ -98,10 +98,10 @@ def cem_update(
     returns [B, N], candidates [B, N, H, A], mean/std [B, H, A]. smoothing keeps that share of the old values.
     -> (mean, std [B, H, A], elite indices [B, E]).
     """
-    top, elite = top_candidates(returns, candidates, elites)  # [B, E], [B, E, H, A]
+    top, elite = top_candidates(returns, candidates, elites)  # elite [B, E, H, A]
     new_mean = smoothing * mean + (1 - smoothing) * elite.mean(1)
     new_std = smoothing * std + (1 - smoothing) * elite.std(1, unbiased=False)
-    return new_mean, new_std.clamp(min=min_std), top
+    return new_mean, new_std.clamp(min=min_std), top.indices
 
 
 def cem(
@@ -153,8 +153,8 @@ def mppi_update(
     returns [B, N], candidates [B, N, H, A], std [B, H, A] -> MPPIResult.
     """
     if elites is not None and elites < returns.shape[-1]:
-        top, candidates = top_candidates(returns, candidates, elites)  # [B, E], [B, E, H, A]
-        returns = returns.gather(1, top)
+        top, candidates = top_candidates(returns, candidates, elites)  # candidates [B, E, H, A]
+        returns = top.values  # [B, E]
     weights = torch.softmax((returns - returns.max(-1, keepdim=True).values) / temperature, -1)  # [B, E]
     mean = (weights[:, :, None, None] * candidates).sum(1)  # [B, H, A]
     if adapt_std:
