@@ -14,6 +14,7 @@ from worldmodels.planning import (
     sequence_returns,
     shift_plan,
 )
+from worldmodels.planning.shooting import top_candidates
 
 
 def line_rollout(start: float = 3.0, target: float = 7.0, noise_std: float = 0.0):
@@ -45,6 +46,15 @@ def test_cem_step_worked_example_keeps_two_elites_and_moves_the_mean():
     assert sorted(elites[0].tolist()) == [0, 1]
     torch.testing.assert_close(mean.reshape(-1), torch.tensor([1.05, 1.0]))
     torch.testing.assert_close(std.reshape(-1), torch.tensor([0.15, 0.1]))
+
+
+def test_top_candidates_gathers_each_batch_entrys_own_best():
+    returns = torch.tensor([[1.0, 5.0, 3.0], [4.0, 0.0, 2.0]])  # [B=2, N=3]
+    candidates = torch.arange(6.0).view(2, 3, 1, 1)  # [B, N, H=1, A=1]: candidate value = 3 b + n
+    top, best = top_candidates(returns, candidates, k=2)
+    assert top.indices.tolist() == [[1, 2], [0, 2]]
+    assert top.values.tolist() == [[5.0, 3.0], [4.0, 2.0]]
+    assert best.reshape(2, 2).tolist() == [[1.0, 2.0], [3.0, 5.0]]
 
 
 def test_terminal_value_and_pessimism_enter_the_return():

@@ -77,7 +77,9 @@ def gaussian_candidates(
     return (mean[:, None] + std[:, None] * noise).clamp(low, high)
 
 
-def top_candidates(returns: torch.Tensor, candidates: torch.Tensor, k: int):
+def top_candidates(
+    returns: torch.Tensor, candidates: torch.Tensor, k: int
+) -> tuple[torch.return_types.topk, torch.Tensor]:
     """The ``k`` best candidates of each batch entry: returns [B, N], candidates [B, N, H, A] -> (their returns
     and indices [B, k] as ``topk`` gives them, the candidates [B, k, H, A])."""
     top = returns.topk(k, dim=-1)
