@@ -18,6 +18,22 @@ def test_ensemble_mlp_equals_separate_members():
         torch.testing.assert_close(out[k], h @ net.out.weight[k] + net.out.bias[k])
 
 
+@pytest.mark.parametrize("activation", [torch.nn.SiLU, torch.nn.Tanh])  # Tanh has no in-place form
+def test_ensemble_mlp_without_autograd_computes_what_it_does_with_it(activation):
+    torch.manual_seed(0)
+    net = EnsembleMLP(3, 4, (8, 8), 2, activation, layer_norm=True)
+    x = torch.randn(3, 5, 4)
+    x_before = x.clone()
+    with torch.no_grad():
+        planned = net(x)  # activations overwrite the layers' outputs here, never the caller's input
+    assert torch.equal(x, x_before)
+    trained = net(x)
+    torch.testing.assert_close(planned, trained, rtol=0, atol=0)
+    trained.sum().backward()  # the autograd path keeps the tensors its gradient needs
+    assert all(p.grad is not None for p in net.parameters())
+    assert net.activation_in_place.inplace if activation is torch.nn.SiLU else net.activation_in_place is net.activation
+
+
 def line_data(n=600, seed=0):
     g = torch.Generator().manual_seed(seed)
     states = torch.randn(n, 2, generator=g)
