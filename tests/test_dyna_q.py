@@ -58,22 +58,40 @@ def test_one_q_learning_update_and_one_planning_update_by_hand():
     agent.q[19, RIGHT] = 0.3
     agent.update(transition([19], [RIGHT], [0.0], [20], [False]))
     assert agent.q[19, RIGHT] == pytest.approx(0.33325)
-    assert agent.model_next[19, RIGHT] == 20 and agent.num_observed == 1
+    assert agent.model_next[19, RIGHT] == 20 and agent.model_seen.sum() == 1
     assert np.count_nonzero(agent.q) == 4  # the row of state 20 and the one updated pair
+
+    # A planning update on a terminal pair takes the model's reward and does not bootstrap either:
+    # real 0 + 0.1 * (1 - 0) = 0.1, then planned 0.1 + 0.1 * (1 - 0.1) = 0.19 (0.665 if it bootstrapped from 5).
+    agent = maze_agent(planning_steps=1)
+    agent.q[cell(*GOAL)] = 5.0
+    agent.update(transition([cell(1, 8)], [UP], [1.0], [cell(*GOAL)], [True]))
+    assert agent.q[cell(1, 8), UP] == pytest.approx(0.19)
+
+
+def test_planning_draws_a_seen_state_then_an_action_taken_there():
+    agent = maze_agent()
+    agent.model_seen[7, [UP, DOWN, LEFT]] = True  # state 7 has three actions in the model, state 30 one
+    agent.model_seen[30, RIGHT] = True
+    pairs = agent.draw_pairs(4000)
+    assert set(np.unique(pairs)) == {7 * 4 + UP, 7 * 4 + DOWN, 7 * 4 + LEFT, 30 * 4 + RIGHT}
+    # Each state half the time (Sutton & Barto's Figure 8.1), not each of the four pairs a quarter of it.
+    assert np.mean(pairs == 30 * 4 + RIGHT) == pytest.approx(0.5, abs=0.03)
+    assert len(maze_agent().draw_pairs(5)) == 0  # an empty model: nothing to plan on
 
 
 def test_two_envs_on_the_same_pair_both_count_and_coverage_limits_the_model():
     agent = maze_agent(planning_steps=0)
     agent.update(transition([cell(1, 8)] * 2, [UP, UP], [1.0, 1.0], [cell(*GOAL)] * 2, [True, True]))
     assert agent.q[cell(1, 8), UP] == pytest.approx(0.2)
-    assert agent.num_observed == 1
+    assert agent.model_seen.sum() == 1
 
     partial = maze_agent(model_coverage=0.25)
     assert partial.storable.sum() == 54  # a quarter of the 54 x 4 pairs, drawn from the seed
     assert (maze_agent(model_coverage=0.25).storable == partial.storable).all()
     s, a = np.nonzero(~partial.storable)
     partial.update(transition(s[:3], a[:3], [0.0] * 3, s[:3], [False] * 3))
-    assert partial.num_observed == 0 and not partial.model_seen.any()
+    assert partial.model_seen.sum() == 0 and not partial.model_seen.any()
 
 
 def test_epsilon_greedy_breaks_ties_at_random_and_evaluation_is_greedy():
@@ -142,7 +160,7 @@ def test_train_on_the_maze_through_the_loop_and_resume_from_the_checkpoint(tmp_p
     agent, _ = load_agent(run_dir)
     assert agent.transitions == 3000 and agent.q_history_steps == [500, 1000, 1500, 2000, 2500, 3000]
     assert np.array_equal(agent.q_history[-1], agent.q.astype(np.float32))
-    assert agent.q[cell(1, 8), UP] > 0.5 and agent.num_observed > 20
+    assert agent.q[cell(1, 8), UP] > 0.5 and agent.model_seen.sum() > 20
 
     train(load_config([run_dir / "config.yaml"], ["train.env_steps=3100"]), resume=run_dir)
     resumed, _ = load_agent(run_dir)
@@ -158,7 +176,7 @@ def test_a_checkpoint_round_trip_restores_the_tables_and_the_random_draws():
     state = agent.state_dict()
     copy = maze_agent(seed=99, planning_steps=5, model_coverage=0.5)
     copy.load_state_dict(state)
-    for key in ("q", "model_next", "model_reward", "model_terminal", "storable", "observed"):
+    for key in ("q", "model_next", "model_reward", "model_terminal", "storable", "model_seen"):
         assert np.array_equal(copy.state_dict()[key], state[key]), key
     batch = transition([5, 6], [1, 2], [0.0, 1.0], [7, 8], [False, True])
     obs = {"state": one_hot([5, 6]), "is_first": np.zeros(2, bool)}

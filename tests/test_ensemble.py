@@ -140,6 +140,31 @@ def test_a_known_termination_stops_the_rewards_after_the_step_that_ends_the_epis
         termination_rule("hopper")
 
 
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts1"])
+def test_an_ended_episode_stays_with_its_particle_when_particles_change_members(propagation):
+    model = Ensemble(1, 1, members=2, hidden=(4,), probabilistic=False)
+    with torch.no_grad():  # member 0 steps s -> s + 1 (the episode ends at s >= 0.5), member 1 stays put
+        model.net.out.weight.zero_()
+        model.net.out.bias.copy_(torch.tensor([1.0, 0.0]).reshape(2, 1, 1))
+    out = particle_rollout(
+        model,
+        torch.zeros(1, 1),
+        torch.zeros(1, 1, 4, 1),
+        particles=4000,
+        propagation=propagation,
+        reward_fn=lambda s, a, s2: torch.ones(len(s)),
+        done_fn=lambda s: s[:, 0] >= 0.5,
+        generator=torch.Generator().manual_seed(0),
+    )
+    # ts_inf: the member-0 half ends at step 1; ts1: a particle survives each step with probability 1/2
+    alive_before, alive_after = (
+        ([1.0, 0.5, 0.5, 0.5], 0.5) if propagation == "ts_inf" else ([1.0, 0.5, 0.25, 0.125], 0.0625)
+    )
+    torch.testing.assert_close(out.rewards[0, 0], torch.tensor(alive_before), atol=0.03, rtol=0)
+    torch.testing.assert_close(out.final_alive[0, 0], torch.tensor(alive_after), atol=0.02, rtol=0)
+    assert out.final_states[0, 0, 0] == 0.0  # the mean over the particles still alive, all at 0
+
+
 def test_cartpole_termination_rule():
     states = torch.tensor([[0.0, 9.0, 0.0, 9.0], [2.5, 0.0, 0.0, 0.0], [0.0, 0.0, -0.21, 0.0], [-2.3, 0.0, 0.2, 0.0]])
     assert termination_rule("cartpole")(states).tolist() == [False, True, True, False]  # 12 degrees = 0.2094 rad

@@ -45,11 +45,15 @@ def test_actor_and_critic_losses_never_update_the_model_but_the_actor_learns_thr
     agent.update_model(point_mass())
     model_before = {k: v.clone() for k, v in agent.state_model.ensemble.state_dict().items()}
     actor_before = [p.clone() for p in agent.behaviour.actor.parameters()]
+    for p in agent.state_model.ensemble.parameters():
+        p.grad = None
     for _ in range(3):
         metrics = agent.update_behaviour(point_mass(64, seed=1))
     assert np.isfinite(metrics["loss/actor"]) and metrics["train/actor_grad_norm"] > 0
     after = agent.state_model.ensemble.state_dict()
     assert all(torch.equal(model_before[k], after[k]) for k in model_before)
+    # The model's optimiser is not the actor's, so unchanged weights alone would not show it: no gradient reached it.
+    assert all(p.grad is None for p in agent.state_model.ensemble.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, agent.behaviour.actor.parameters(), strict=True))
     assert all(p.requires_grad for p in agent.state_model.ensemble.parameters())  # unfrozen again afterwards
 

@@ -69,6 +69,9 @@ def test_terminal_value_is_the_twin_critics_minimum_at_the_mean_action():
     action = torch.tanh(agent.learner.actor.net(features).chunk(2, -1)[0])
     expected = agent.learner.critic.values(features, action).min(0).values.reshape(4, 5)
     assert value.shape == (4, 5) and torch.allclose(value, 2.0 * expected, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as inside a bfloat16 plan: the value stays float32
+        planned = agent.terminal_value(states)
+    assert planned.dtype == torch.float32 and torch.equal(planned, value)
 
 
 def test_mpc_value_runs_through_the_loop(tmp_path):

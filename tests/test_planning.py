@@ -66,6 +66,13 @@ def test_terminal_value_and_pessimism_enter_the_return():
     pessimistic = sequence_returns(line_rollout(noise_std=1.0), actions, pessimism=2.0)
     assert pessimistic.item() == plain.item() - 2.0 * 2
 
+    def half_ended(actions):  # half of the particles' episodes ended before the horizon: half the value
+        out = line_rollout()(actions)
+        return Rollout(out.rewards, final_states=out.final_states, final_alive=torch.full((1, 1), 0.5))
+
+    valued = sequence_returns(half_ended, actions, terminal_value=lambda final: -(final - 7).abs(), discount=0.5)
+    assert valued.item() == -4.0 + 0.5 * -3.0 + 0.25 * -2.0 * 0.5
+
 
 def test_planners_find_the_target_and_batch_over_starts():
     g = torch.Generator().manual_seed(0)

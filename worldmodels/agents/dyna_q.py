@@ -1,6 +1,7 @@
 """Tabular Dyna-Q (Sutton & Barto 2018, section 8.2): per real transition, one Q-learning update, the update of a
-deterministic tabular model (s, a) -> (r, s', terminated), then K planning updates, each a Q-learning update on a
-pair drawn uniformly from those the model holds, with the model's answer in place of the env's.
+deterministic tabular model (s, a) -> (r, s', terminated), then K planning updates, each a Q-learning update with
+the model's answer in place of the env's, on a pair drawn as Figure 8.1 draws it: a state uniformly from those the
+model has seen, then an action uniformly from those the model holds for that state.
 
 Dimension letters: N envs acting at once, S states, A actions.
 
@@ -48,7 +49,8 @@ class DynaQConfig(AgentConfig):
     epsilon: float = 0.1
     """Probability of a uniformly random action while exploring (evaluation is greedy)."""
     planning_steps: int = 5
-    """K: planning updates per real transition, on model pairs drawn uniformly (0: plain Q-learning)."""
+    """K: planning updates per real transition, each on a random seen state and a random action taken there (0:
+    plain Q-learning)."""
     model_coverage: float = 1.0
     """Share of all S x A state-action pairs the model may store (1.0: all); the subset is drawn from the seed."""
     q_history_every: int = 0
@@ -91,8 +93,6 @@ class DynaQAgent(Agent):
         self.model_reward = np.zeros((states, actions))  # [S, A]
         self.model_terminal = np.zeros((states, actions), bool)  # [S, A]
         self.model_seen = np.zeros((states, actions), bool)  # [S, A] pairs the model holds
-        self.observed = np.zeros(states * actions, np.int64)  # flat pairs s * A + a, in the order first stored
-        self.num_observed = 0
         count = round(cfg.model_coverage * states * actions)
         chosen = np.random.default_rng([self.seed, 2]).permutation(states * actions)[:count]
         self.storable = np.zeros(states * actions, bool)
@@ -136,24 +136,20 @@ class DynaQAgent(Agent):
         self.remember(s, a, r, s2, done)
         self.plan(len(s) * self.cfg.planning_steps)
         self.record_q(len(s))
-        return {"loss/td_error": float(np.abs(td).mean()), "train/model_pairs": float(self.num_observed)}
+        return {"loss/td_error": float(np.abs(td).mean()), "train/model_pairs": float(self.model_seen.sum())}
 
     def remember(self, s: np.ndarray, a: np.ndarray, r: np.ndarray, s2: np.ndarray, done: np.ndarray) -> None:
         """Store what each pair led to (a deterministic model: the latest answer wins), where coverage allows."""
         keep = self.storable[s, a]  # [N]
         s, a = s[keep], a[keep]
         self.model_next[s, a], self.model_reward[s, a], self.model_terminal[s, a] = s2[keep], r[keep], done[keep]
-        fresh = ~self.model_seen[s, a]
-        new = np.unique(s[fresh] * self.q.shape[1] + a[fresh])  # flat pairs stored for the first time
         self.model_seen[s, a] = True
-        self.observed[self.num_observed : self.num_observed + len(new)] = new
-        self.num_observed += len(new)
 
     def plan(self, updates: int) -> None:
-        """``updates`` Q-learning updates on stored pairs drawn uniformly, one after another."""
-        if updates == 0 or self.num_observed == 0:
+        """``updates`` Q-learning updates on stored pairs (``draw_pairs``), one after another."""
+        pairs = self.draw_pairs(updates)  # [K] flat pairs
+        if len(pairs) == 0:
             return
-        pairs = self.observed[self.planning_rng.integers(self.num_observed, size=updates)]  # [K] flat pairs
         flat_q = self.q.reshape(-1)  # a view: writing it writes self.q
         nexts, rewards = self.model_next.reshape(-1)[pairs], self.model_reward.reshape(-1)[pairs]
         terminals = self.model_terminal.reshape(-1)[pairs]
@@ -161,6 +157,17 @@ class DynaQAgent(Agent):
         for pair, s2, r, done in zip(pairs.tolist(), nexts.tolist(), rewards.tolist(), terminals.tolist(), strict=True):
             target = r if done else r + gamma * q[s2].max()
             flat_q[pair] += alpha * (target - flat_q[pair])
+
+    def draw_pairs(self, updates: int) -> np.ndarray:
+        """[K] flat pairs s * A + a: a state drawn uniformly from those the model has seen, then an action drawn
+        uniformly from those it holds there (Figure 8.1; empty while the model holds nothing)."""
+        seen_states = np.flatnonzero(self.model_seen.any(-1))  # [V]
+        if updates == 0 or len(seen_states) == 0:
+            return np.zeros(0, np.int64)
+        rng, actions = self.planning_rng, self.q.shape[1]
+        s = seen_states[rng.integers(len(seen_states), size=updates)]  # [K]
+        a = np.where(self.model_seen[s], rng.random((updates, actions)), -1.0).argmax(-1)  # [K] a held action
+        return s * actions + a
 
     def record_q(self, new_transitions: int) -> None:
         every, before = self.cfg.q_history_every, self.transitions
@@ -175,7 +182,7 @@ class DynaQAgent(Agent):
             "model_next": self.model_next.copy(),
             "model_reward": self.model_reward.copy(),
             "model_terminal": self.model_terminal.copy(),
-            "observed": self.observed[: self.num_observed].copy(),
+            "model_seen": self.model_seen.copy(),
             "storable": self.storable.copy(),
             "seed": self.seed,
             "rng": self.rng.bit_generator.state,
@@ -192,11 +199,7 @@ class DynaQAgent(Agent):
         self.q[:] = state["q"]
         self.model_next[:], self.model_reward[:] = state["model_next"], state["model_reward"]
         self.model_terminal[:], self.storable[:] = state["model_terminal"], state["storable"]
-        observed = np.asarray(state["observed"], np.int64)
-        self.num_observed = len(observed)
-        self.observed[: self.num_observed] = observed
-        self.model_seen[:] = False
-        self.model_seen.reshape(-1)[observed] = True
+        self.model_seen[:] = state["model_seen"]
         self.seed = state["seed"]
         self.rng.bit_generator.state = state["rng"]
         self.greedy_rng.bit_generator.state = state["greedy_rng"]

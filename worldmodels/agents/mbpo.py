@@ -78,7 +78,7 @@ class MBPOConfig(StateModelConfig, SACFields):
 class MBPOAgent(Agent):
     def __init__(self, cfg: MBPOConfig, obs_space, action_space, device):
         super().__init__(cfg, obs_space, action_space, device)
-        check_state_task("mbpo", obs_space, action_space, "sac learns from pixels; muzero and dyna_q act discretely")
+        check_state_task(cfg.name, obs_space, action_space, "sac learns from pixels; muzero and dyna_q act discretely")
         if not 0 < cfg.elites <= cfg.members:
             raise ValueError(f"agent.elites must be in 1..agent.members ({cfg.members}), got {cfg.elites}")
         if cfg.rollout_mode not in ROLLOUT_MODES:

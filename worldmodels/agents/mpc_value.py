@@ -5,7 +5,9 @@ The critic is MBPO's (agents/mbpo.py, inherited whole): SAC trained on real tran
 branched rollouts (the model stream refits the ensemble and rolls SAC's policy through it; the policy stream makes
 train.replay_ratio SAC updates per agent step). Acting plans instead of using SAC's actor:
     return(candidate) = sum_k gamma^k r_k + gamma^H V(s_H),   V(s) = min over the twin critics of Q(s, pi(s))
-with pi SAC's deterministic (mean) action, s_H the particles' mean final state and gamma SAC's discount.
+with pi SAC's deterministic (mean) action, s_H the mean final state of the particles whose episode has not ended
+(V weighted by their share) and gamma SAC's discount. The critic runs in float32 even where planning is bfloat16:
+bfloat16 keeps 3 significant digits, so a value near 100 would move in steps of 0.5.
 ``agent.value_weight=0`` plans without the value (discounted PETS, the comparison point for the horizon study).
 
 Dimension letters: B envs acting at once, N candidates, S state dims, H horizon.
@@ -47,9 +49,10 @@ class MPCValueAgent(MBPOAgent):
         """states [..., S] -> V [...] = min_Q Q(s, pi_mean(s)), times value_weight."""
         flat = states.reshape(-1, states.shape[-1]).float()  # [M, S]
         critic = self.learner.critic
-        features = critic.encoder({"state": flat})
-        action, _ = self.learner.actor(features, deterministic=True)
-        value = critic.values(features, action).min(0).values  # [M]
+        with torch.autocast(states.device.type, enabled=False):  # float32 inside a bfloat16 plan
+            features = critic.encoder({"state": flat})
+            action, _ = self.learner.actor(features, deterministic=True)
+            value = critic.values(features, action).min(0).values  # [M]
         return self.cfg.value_weight * value.reshape(states.shape[:-1])
 
     def plan(self, states: torch.Tensor, warm_start: torch.Tensor | None) -> torch.Tensor:

@@ -220,7 +220,8 @@ def particle_rollout(
     """Propagate P particles per candidate through the ensemble (PETS).
 
     start [B, S], actions [B, N, H, A] -> Rollout(rewards [B, N, H] mean over particles, reward_std [B, N, H],
-    final_states [B, N, S] particle mean). ts_inf: particle p follows member p mod K for the whole horizon;
+    final_states [B, N, S] mean of the particles alive at the end (of all where none is), final_alive [B, N]
+    their share). ts_inf: particle p follows member p mod K for the whole horizon;
     ts1: every step each particle picks a member at random (a fresh shuffle within its candidate);
     expectation: every particle moves by the mean of all members (deterministic).
     reward_fn(states [M, S], actions [M, A], next_states [M, S]) -> [M] when the reward is known, else the
@@ -262,7 +263,7 @@ def particle_rollout(
                 b, n, *getattr(passes[0], field).shape[2:]
             )
 
-        return Rollout(rewards=joined("rewards"), reward_std=joined("reward_std"), final_states=joined("final_states"))
+        return Rollout(**{field: joined(field) for field in ("rewards", "reward_std", "final_states", "final_alive")})
 
     state = start[:, None, None, :].expand(b, n, particles, start.shape[-1])  # [B, N, P, S]
     alive = torch.ones(b, n, particles, dtype=torch.bool, device=start.device)  # [B, N, P]
@@ -279,6 +280,7 @@ def particle_rollout(
                 draw = torch.rand(b, n, particles, generator=generator, device=state.device)
                 perm = torch.argsort(draw, -1)  # [B, N, P]
                 state = state.gather(2, perm[..., None].expand_as(state))
+                alive = alive.gather(2, perm)  # an ended episode stays with its particle
             nxt, learned = _members_step(model, state, act, generator)
         r = learned
         if reward_fn is not None:
@@ -289,7 +291,17 @@ def particle_rollout(
         rewards.append(r)
         state = nxt
     rewards = torch.stack(rewards, -1)  # [B, N, P, H]
-    return Rollout(rewards=rewards.mean(2), reward_std=rewards.std(2, unbiased=False), final_states=state.mean(2))
+    weight = alive.float()[..., None]  # [B, N, P, 1]
+    alive_share = weight.mean(2)  # [B, N, 1]
+    final = torch.where(  # mean over the particles still alive; over all of them where none is
+        alive_share > 0, (state * weight).sum(2) / (weight.sum(2)).clamp(min=1), state.mean(2)
+    )  # [B, N, S]
+    return Rollout(
+        rewards=rewards.mean(2),
+        reward_std=rewards.std(2, unbiased=False),
+        final_states=final,
+        final_alive=alive_share[..., 0],
+    )
 
 
 def _members_step(model: Ensemble, state: torch.Tensor, act: torch.Tensor, generator):

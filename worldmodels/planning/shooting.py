@@ -21,6 +21,7 @@ class Rollout:
     rewards: torch.Tensor  # [B, N, H]
     reward_std: torch.Tensor | None = None  # [B, N, H] model uncertainty, for the pessimism penalty
     final_states: torch.Tensor | None = None  # [B, N, ...] for a terminal value
+    final_alive: torch.Tensor | None = None  # [B, N] share of particles whose episode has not ended by the horizon
 
 
 RolloutFn = Callable[[torch.Tensor], Rollout]
@@ -29,7 +30,8 @@ RolloutFn = Callable[[torch.Tensor], Rollout]
 def sequence_returns(
     rollout: RolloutFn, actions: torch.Tensor, terminal_value=None, pessimism: float = 0.0, discount: float = 1.0
 ) -> torch.Tensor:
-    """Sum_k discount^k (r_k - pessimism * sigma_k) [+ discount^H V(final)]: actions [B, N, H, A] -> [B, N]."""
+    """Sum_k discount^k (r_k - pessimism * sigma_k) [+ discount^H V(final)]: actions [B, N, H, A] -> [B, N].
+    Where the rollout ended episodes, the value counts only for the share of particles still alive at the horizon."""
     out = rollout(actions)
     rewards = out.rewards
     if pessimism and out.reward_std is not None:
@@ -38,7 +40,10 @@ def sequence_returns(
     weights = discount ** torch.arange(horizon, dtype=rewards.dtype, device=rewards.device)  # [H]
     returns = (rewards * weights).sum(-1)
     if terminal_value is not None:
-        returns = returns + discount**horizon * terminal_value(out.final_states)
+        value = terminal_value(out.final_states)  # [B, N]
+        if out.final_alive is not None:
+            value = value * out.final_alive
+        returns = returns + discount**horizon * value
     return returns
 
 
