@@ -26,18 +26,22 @@ from worldmodels.run.loop import train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_random_member_steps_use_only_the_given_members_in_equal_shares():
+@pytest.mark.parametrize("rows, members", [(10, [1, 3]), (6, [0, 1, 2, 3, 4]), (2, [0, 2, 4]), (1, [0, 1, 2, 3, 4])])
+def test_random_member_steps_use_only_the_given_members_in_equal_shares(rows, members):
     torch.manual_seed(0)
-    model = Ensemble(3, 2, members=4, hidden=(16,), probabilistic=True, learn_reward=True)
-    states, actions = torch.randn(10, 3), torch.randn(10, 2)
-    members = torch.tensor([1, 3])
+    model = Ensemble(3, 2, members=5, hidden=(16,), probabilistic=True, learn_reward=True)
+    states, actions = torch.randn(rows, 3), torch.randn(rows, 2)
+    members = torch.tensor(members)
     nxt, reward = model.step_random_member(states, actions, members, sample=False, generator=torch.Generator())
     mean, _ = model.predict(states, actions)  # [K, M, O] every member on every input
     own = mean[:, :, :3] + states  # [K, M, S] each member's next state
     matches = (own - nxt).abs().amax(-1) < 1e-5  # [K, M] which members could have made each step
-    assert nxt.shape == (10, 3) and reward.shape == (10,)
-    assert matches[members].any(0).all() and not matches[[0, 2]].any()  # every step by member 1 or 3, never 0 or 2
-    assert matches[1].sum() == matches[3].sum() == 5  # equal shares
+    assert nxt.shape == (rows, 3) and reward.shape == (rows,)
+    assert (matches.sum(0) == 1).all()  # every step by exactly one member ...
+    others = [k for k in range(5) if k not in members]
+    assert not matches[others].any()  # ... one of those given
+    counts = matches[members].sum(1)  # [E] steps each given member made
+    assert counts.sum() == rows and counts.max() - counts.min() <= 1  # equal shares, as far as M / E allows
 
 
 def test_random_member_steps_pass_gradients_to_states_and_actions():
@@ -244,3 +248,17 @@ def test_mbpo_trains_and_resumes_through_the_loop(tmp_path):
     assert payload["counters"]["env_steps"] == 1250
     assert payload["counters"]["stream_updates"]["model"] == 4  # at 500, 750, 1000 and 1250 env steps
     assert payload["agent"]["fits"] == 4 and payload["agent"]["buffer"]["added"] > 4000
+
+
+@pytest.mark.parametrize("bound, expected", [(1e9, 4), (0.0, 1)])
+def test_the_adaptive_rule_sets_the_agents_rollout_length_from_the_k_step_error(episode_factory, bound, expected):
+    torch.manual_seed(0)
+    agent = small_agent(rollout_mode="adaptive", rollout_schedule=(0, 1, 1, 4), adaptive_error=bound)
+    replay = ReplayStore(1000)
+    for start in range(5):
+        replay.add_episode(episode_factory(20, start_value=100.0 * start, pixels=False))
+    metrics = agent.update_model(replay.all_transitions())
+    # Any error passes an unbounded rule (the schedule's maximum, 4); none passes a zero bound (never below 1).
+    assert agent.rollout_length == expected and metrics["train/rollout_length"] == expected
+    assert metrics["train/kstep_error_1"] > 0 and np.isfinite(metrics["train/kstep_error_last"])
+    assert metrics["train/rollout_transitions"] == 64 * expected

@@ -100,19 +100,19 @@ class Ensemble(nn.Module):
         generator: torch.Generator | None = None,
     ):
         """Each of M transitions is stepped by one of ``members`` (indices [E], e.g. MBPO's elites) drawn at random,
-        in equal shares (a random permutation cut into E groups), so only those members run, each on about M / E
-        inputs: states [M, S], actions [M, A] -> next states [M, S], rewards [M] (None when not learned).
-        Differentiable in states and actions (the noise of a sampled step is reparameterised)."""
+        in equal shares (position j of a random permutation goes to member j mod E), so only those members run,
+        each on about M / E inputs: states [M, S], actions [M, A] -> next states [M, S], rewards [M] (None when not
+        learned). Differentiable in states and actions (the noise of a sampled step is reparameterised)."""
         m, e = states.shape[0], len(members)
         share = -(-m // e)  # ceil(M / E)
         order = torch.randperm(m, generator=generator, device=states.device)  # generator: on the states' device
-        padded = torch.cat([order, order[: share * e - m]])  # [E * share]
-        inputs = torch.cat([states, actions], -1)[padded].reshape(e, share, -1)  # [E, share, I]
+        slots = torch.arange(share * e, device=states.device).reshape(share, e).T  # [E, share] positions j
+        inputs = torch.cat([states, actions], -1)[order[slots % m]]  # [E, share, I]; past M: repeats, dropped
         mean, logvar = self(inputs, members)
         if sample and self.probabilistic:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device)
             mean = mean + (0.5 * logvar).exp() * noise
-        out = (mean * self.out_std + self.out_mean).reshape(e * share, -1)[:m]  # [M, O] in permuted order
+        out = (mean * self.out_std + self.out_mean).transpose(0, 1).reshape(e * share, -1)[:m]  # [M, O] permuted
         delta = torch.empty_like(out).index_copy(0, order, out)  # back to the input order
         return states + delta[:, : self.state_dim], (delta[:, -1] if self.learn_reward else None)
 
