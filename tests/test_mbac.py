@@ -66,7 +66,7 @@ def test_mbac_pushes_the_point_towards_the_reward_through_the_learned_model(poin
     torch.manual_seed(0)
     agent = small_agent(actor_lr=1e-3, critic_lr=1e-3, horizon=8)
     agent.update_model(point_mass(3000))
-    for i in range(150):
+    for i in range(250):  # 10 torch seeds: the weaker side's action at least 0.63 (at 150 updates, one seed 0.36)
         agent.update_behaviour(point_mass(128, seed=i))
     obs = {"state": np.array([[1.5], [-1.5]], np.float32), "is_first": np.ones(2, bool)}
     action, _, _ = agent.act(obs, None, explore=False)
