@@ -292,15 +292,13 @@ def particle_rollout(
         state = nxt
     rewards = torch.stack(rewards, -1)  # [B, N, P, H]
     weight = alive.float()[..., None]  # [B, N, P, 1]
-    alive_share = weight.mean(2)  # [B, N, 1]
-    final = torch.where(  # mean over the particles still alive; over all of them where none is
-        alive_share > 0, (state * weight).sum(2) / (weight.sum(2)).clamp(min=1), state.mean(2)
-    )  # [B, N, S]
+    live = weight.sum(2)  # [B, N, 1] particles still alive
+    final = torch.where(live > 0, (state * weight).sum(2) / live.clamp(min=1), state.mean(2))  # [B, N, S]
     return Rollout(
         rewards=rewards.mean(2),
         reward_std=rewards.std(2, unbiased=False),
-        final_states=final,
-        final_alive=alive_share[..., 0],
+        final_states=final,  # mean over the particles still alive; over all of them where none is
+        final_alive=live[..., 0] / particles,
     )
 
 
